@@ -1,0 +1,176 @@
+"""The `alertd` command line: replay, run, check, test, probe, ckpt.
+
+Exit codes: 0 evaluation completed (alerts or not); 1 `alertd test` found mismatches;
+2 unusable input or rules (a one-line error naming file and line on stderr).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib import resources
+from pathlib import Path
+
+from alertd.record import AlertEvent
+
+
+def builtin_rules() -> str:
+    """The directory of the built-in rule pack (shipped in the package as alertd.pack)."""
+    return str(resources.files("alertd.pack"))
+
+
+def parse_vars(items: list[str]) -> dict:
+    """`--var K=V` pairs -> {K: number or string}."""
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--var {item!r}: expected NAME=VALUE")
+        try:
+            out[key] = float(value)
+        except ValueError:
+            out[key] = value
+    return out
+
+
+def format_event(event: AlertEvent, output: str) -> str:
+    """One line per event: JSON, or text a person scans."""
+    if output == "json":
+        return event.to_json()
+    value = "?" if event.value is None else f"{event.value:.6g}"
+    labels = " ".join(f"{k}={v}" for k, v in event.labels.items() if k != "severity")
+    return (f"{event.state.upper():8} {event.rule}  run={event.run} step={event.step} value={value} "
+            f"severity={event.severity}{'  ' + labels if labels else ''}  | {event.summary}")
+
+
+def _fail(message: str) -> int:
+    print(f"alertd: {message}", file=sys.stderr)
+    return 2
+
+
+def _load(args):
+    """Rules and variables of a command, or an exit code."""
+    from alertd.rules.rulefile import RuleError, load_rules
+    try:
+        cli_vars = parse_vars(args.var)
+        return load_rules(args.rules or [builtin_rules()]), cli_vars
+    except RuleError as e:
+        for p in e.problems:
+            print(p, file=sys.stderr)
+        return 2
+    except ValueError as e:
+        return _fail(str(e))
+
+
+def cmd_replay(args) -> int:
+    from alertd.evaluate import Engine
+    from alertd.replay import InputError, replay_file
+    loaded = _load(args)
+    if isinstance(loaded, int):
+        return loaded
+    ruleset, cli_vars = loaded
+    engine = Engine(ruleset, cli_vars)
+    emit = lambda e: print(format_event(e, args.output), flush=False)  # noqa: E731
+    for path in args.files:
+        if not Path(path).is_file():
+            return _fail(f"{path}: no such file")
+        try:
+            tally = replay_file(engine, path, args.format, emit)
+        except InputError as e:
+            sys.stdout.flush()
+            return _fail(str(e))
+        if tally.summary(path):
+            print(tally.summary(path), file=sys.stderr)
+    sys.stdout.flush()
+    return 0
+
+
+def cmd_run(args) -> int:
+    from alertd.daemon import Daemon, Delivery, Options
+    from alertd.evaluate import Engine
+    loaded = _load(args)
+    if isinstance(loaded, int):
+        return loaded
+    ruleset, cli_vars = loaded
+    delivery = None
+    if args.notify or args.config:
+        from alertd.notify.apprise_sink import AppriseSink
+        from alertd.notify.outbox import Outbox
+        try:
+            sink = AppriseSink(args.notify or [], args.config)
+        except ValueError as e:
+            return _fail(str(e))
+        outbox_dir = str(Path(args.state_dir) / "outbox") if args.state_dir else None
+        delivery = Delivery(Outbox(outbox_dir, sink.send))
+    if args.state_dir:
+        Path(args.state_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
+    options = Options(patterns=args.paths, fmt=args.format, poll=args.poll or 1.0,
+                      force_poll=args.poll is not None, from_end=args.from_end, state_dir=args.state_dir)
+    emit = lambda e: print(format_event(e, args.output), flush=True)  # noqa: E731
+    return Daemon(Engine(ruleset, cli_vars), options, emit, delivery).run()
+
+
+def cmd_check(args) -> int:
+    from alertd.rules.rulefile import RuleError, load_rules
+    try:
+        ruleset = load_rules(args.rules)
+    except RuleError as e:
+        for p in e.problems:
+            print(p, file=sys.stderr)
+        return 2
+    print(f"ok: {len(ruleset.rules)} rules in {len(ruleset.files)} files")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="alertd", description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    def common(p):
+        p.add_argument("--rules", action="append", metavar="PATH",
+                       help="rule file or directory (repeatable; default: the built-in pack)")
+        p.add_argument("--var", action="append", metavar="K=V", help="set a rule variable (repeatable)")
+        p.add_argument("--format", default="auto", choices=["auto", "jsonl", "text", "csv"])
+        p.add_argument("--output", default="text", choices=["text", "json"])
+
+    p = sub.add_parser("replay", help="evaluate finished logs and print every alert event")
+    common(p)
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("run", help="tail logs, evaluate as records arrive, print and notify")
+    common(p)
+    p.add_argument("--notify", action="append", metavar="URL",
+                   help="apprise URL; ${ENV} references are expanded (repeatable)")
+    p.add_argument("--config", metavar="FILE", help="apprise config file (URLs with tags)")
+    p.add_argument("--state-dir", metavar="DIR", help="where offsets, alert states and the outbox persist")
+    p.add_argument("--poll", type=float, metavar="SECONDS",
+                   help="force polling every SECONDS (for NFS/Lustre/FUSE, where inotify is silent)")
+    p.add_argument("--from-end", action="store_true", help="start at the end of existing files")
+    p.add_argument("paths", nargs="+", metavar="PATH_OR_GLOB")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("check", help="validate rule files")
+    p.add_argument("rules", nargs="+", metavar="RULES")
+    p.set_defaults(func=cmd_check)
+
+    for module in ("alertd.ruletest", "alertd.probe.commands"):
+        try:
+            mod = __import__(module, fromlist=["register"])
+        except ImportError:
+            continue
+        mod.register(sub)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

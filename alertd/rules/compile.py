@@ -1,0 +1,221 @@
+"""Expression tree -> polars expression, evaluated over a run's window frame.
+
+Names are bound by the caller (`resolve`): to `step`, to a variable's value, or to a metric
+column. Window functions look back over the last N records of the series; cumulative ones
+(`best`, `ever`, and `no_improve`'s best-so-far) also cover records that have left the window,
+through a carried value (see `Cumulative`). Comparisons are false on NaN: non-finite values have
+their own predicates (`not_finite`), so `loss > 10` never fires on a NaN.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import polars as pl
+
+from alertd.record import STEP
+from alertd.rules.expr import BinOp, Call, Name, Neg, Node, Not, Num, walk
+
+F64 = pl.Float64
+
+# name -> (min args, max args, kind); a window's 2nd argument is a literal record count.
+FUNCTIONS: dict[str, tuple[int, int, str]] = {
+    "mean": (2, 2, "window"), "min": (2, 2, "window"), "max": (2, 2, "window"),
+    "std": (2, 2, "window"), "median": (2, 2, "window"), "sum": (2, 2, "window"),
+    "slope": (2, 2, "window"), "pct_change": (2, 2, "window"), "delta": (2, 2, "window"),
+    "lag": (2, 2, "window"), "rising": (2, 2, "window"), "falling": (2, 2, "window"),
+    "no_improve": (2, 3, "window"),
+    "abs": (1, 1, "map"), "log": (1, 1, "map"), "log10": (1, 1, "map"), "exp": (1, 1, "map"),
+    "sqrt": (1, 1, "map"), "least": (2, 2, "map"), "greatest": (2, 2, "map"),
+    "not_finite": (1, 1, "map"), "is_nan": (1, 1, "map"), "is_inf": (1, 1, "map"),
+    "finite": (1, 1, "map"),
+    "best": (1, 1, "cumulative"), "peak": (1, 1, "cumulative"), "ever": (1, 1, "cumulative"),
+}
+_CUM_KIND = {"best": "min", "peak": "max", "ever": "any", "no_improve": "min"}
+
+
+class MissingVar(LookupError):
+    """A variable the rule needs has no value for this run: the rule stays inactive."""
+
+
+@dataclass(frozen=True)
+class Binding:
+    kind: str            # "step", "var" or "col"
+    value: object = None  # the variable's value, or the column name
+
+
+def check_calls(node: Node) -> list[str]:
+    """Every misuse of a function in the tree (unknown name, arity, non-literal window)."""
+    problems = []
+    for n in walk(node):
+        if not isinstance(n, Call):
+            continue
+        spec = FUNCTIONS.get(n.func)
+        if spec is None:
+            problems.append(f"unknown function {n.func!r}")
+            continue
+        lo, hi, kind = spec
+        if not lo <= len(n.args) <= hi:
+            want = str(lo) if lo == hi else f"{lo} to {hi}"
+            problems.append(f"{n.func}() takes {want} arguments, got {len(n.args)}")
+            continue
+        if kind == "window":
+            size = n.args[1]
+            if not (isinstance(size, Num) and size.value >= 1 and size.value == int(size.value)):
+                problems.append(f"{n.func}(): the window must be a whole number of records >= 1")
+            if len(n.args) == 3 and not isinstance(n.args[2], (Num, Name)):
+                problems.append(f"{n.func}(): the percentage must be a number or a variable")
+    return problems
+
+
+def lookback(node: Node) -> int:
+    """How many earlier records a value at one record depends on (the window a run must keep)."""
+    if isinstance(node, Call):
+        inner = max((lookback(a) for a in node.args), default=0)
+        if FUNCTIONS[node.func][2] == "window":
+            n = int(node.args[1].value)
+            extra = n - 1 if node.func in ("mean", "min", "max", "std", "median", "sum", "slope") else n
+            return lookback(node.args[0]) + extra
+        return inner
+    if isinstance(node, BinOp):
+        return max(lookback(node.left), lookback(node.right))
+    if isinstance(node, (Not, Neg)):
+        return lookback(node.arg)
+    return 0
+
+
+@dataclass
+class Compiled:
+    cond: pl.Expr
+    value: pl.Expr
+    cum_inputs: list[tuple[str, pl.Expr]]  # (kind, input) per cumulative node, to update carries
+
+
+class _Compiler:
+    def __init__(self, resolve: Callable[[Name], Binding], carries: list):
+        self.resolve = resolve
+        self.carries = carries
+        self.cum_inputs: list[tuple[str, pl.Expr]] = []
+
+    def num(self, node: Node) -> pl.Expr:
+        if isinstance(node, Num):
+            return pl.lit(node.value, dtype=F64)
+        if isinstance(node, Name):
+            b = self.resolve(node)
+            if b.kind == "step":
+                return pl.col(STEP).cast(F64)
+            if b.kind == "var":
+                if b.value is None:
+                    raise MissingVar(node.name)
+                return pl.lit(float(b.value), dtype=F64)
+            return pl.col(b.value).cast(F64)
+        if isinstance(node, Neg):
+            return -self.num(node.arg)
+        if isinstance(node, BinOp):
+            if node.op in "+-*/":
+                left, right = self.num(node.left), self.num(node.right)
+                return {"+": left + right, "-": left - right,
+                        "*": left * right, "/": left / right}[node.op]
+            return self.pred(node).cast(F64)
+        if isinstance(node, Not):
+            return self.pred(node).cast(F64)
+        if isinstance(node, Call):
+            return self.call(node).cast(F64)
+        raise TypeError(node)
+
+    def pred(self, node: Node) -> pl.Expr:
+        if isinstance(node, BinOp) and node.op in ("and", "or"):
+            left, right = self.pred(node.left), self.pred(node.right)
+            return left & right if node.op == "and" else left | right
+        if isinstance(node, Not):
+            return ~self.pred(node.arg)
+        if isinstance(node, BinOp) and node.op in ("<", "<=", ">", ">=", "==", "!="):
+            # NaN -> null, so that a comparison with NaN is never true.
+            left = self.num(node.left).fill_nan(None)
+            right = self.num(node.right).fill_nan(None)
+            return {"<": left < right, "<=": left <= right, ">": left > right,
+                    ">=": left >= right, "==": left == right, "!=": left != right}[node.op]
+        if isinstance(node, Call) and node.func in ("not_finite", "is_nan", "is_inf", "finite",
+                                                     "rising", "falling", "no_improve", "ever"):
+            return self.call(node).cast(pl.Boolean)
+        return self.num(node) != 0  # a number used as a condition: non-zero is true
+
+    def carried(self, call: Call, kind: str, inner: pl.Expr) -> pl.Expr:
+        """Running min/max/any over the whole series, seeded with what left the window."""
+        index = len(self.cum_inputs)
+        self.cum_inputs.append((kind, inner))
+        carry = self.carries[index] if index < len(self.carries) else None
+        if kind == "any":
+            running = inner.fill_null(False).cum_max()
+            return running | bool(carry) if carry is not None else running
+        running = inner.fill_nan(None).cum_min() if kind == "min" else inner.fill_nan(None).cum_max()
+        running = running.forward_fill()
+        if carry is None:
+            return running
+        seed = pl.lit(float(carry), dtype=F64)
+        return pl.min_horizontal(seed, running) if kind == "min" else pl.max_horizontal(seed, running)
+
+    def call(self, node: Call) -> pl.Expr:
+        f, args = node.func, node.args
+        kind = FUNCTIONS[f][2]
+        if kind == "window":
+            x = self.num(args[0])
+            n = int(args[1].value)
+            return self.window(f, x, n, args)
+        if f == "ever":
+            return self.carried(node, "any", self.pred(args[0]))
+        if f in ("best", "peak"):
+            return self.carried(node, _CUM_KIND[f], self.num(args[0]))
+        if f in ("least", "greatest"):
+            a, b = self.num(args[0]), self.num(args[1])
+            return pl.min_horizontal(a, b) if f == "least" else pl.max_horizontal(a, b)
+        x = self.num(args[0])
+        return {
+            "abs": lambda: x.abs(), "log": lambda: x.log(), "log10": lambda: x.log(10),
+            "exp": lambda: x.exp(), "sqrt": lambda: x.sqrt(),
+            "not_finite": lambda: x.is_nan() | x.is_infinite(), "is_nan": lambda: x.is_nan(),
+            "is_inf": lambda: x.is_infinite(), "finite": lambda: x.is_finite(),
+        }[f]()
+
+    def window(self, f: str, x: pl.Expr, n: int, args: tuple) -> pl.Expr:
+        if f in ("mean", "min", "max", "std", "median", "sum"):
+            x = x.fill_nan(None)
+            return getattr(x, f"rolling_{f}")(window_size=n, min_samples=n)
+        if f == "slope":
+            # Least-squares slope per record over the last n records (shift-invariant in r).
+            r = pl.int_range(pl.len()).cast(F64)
+            x = x.fill_nan(None)
+            sx, sr = x.rolling_sum(n, min_samples=n), r.rolling_sum(n, min_samples=n)
+            srx = (r * x).rolling_sum(n, min_samples=n)
+            srr = (r * r).rolling_sum(n, min_samples=n)
+            return (n * srx - sr * sx) / (n * srr - sr * sr)
+        if f == "delta":
+            return x - x.shift(n)
+        if f == "lag":
+            return x.shift(n)
+        if f == "pct_change":
+            before = x.shift(n)
+            return 100.0 * (x - before) / before.abs()
+        if f in ("rising", "falling"):
+            step = x.diff()
+            moved = (step > 0) if f == "rising" else (step < 0)
+            return moved.fill_null(False).cast(pl.Int32).rolling_sum(n, min_samples=n) == n
+        if f == "no_improve":
+            # No new best by pct% within the last n records: the window's minimum is not
+            # pct% below the best of everything before the window (lower is better).
+            pct = self.num(args[2]) if len(args) == 3 else pl.lit(0.0, dtype=F64)
+            clean = x.fill_nan(None)
+            best_before = self.carried(Call("no_improve", ()), "min", clean).shift(n)
+            recent = clean.rolling_min(window_size=n, min_samples=n)
+            return recent > best_before - best_before.abs() * pct / 100.0
+        raise TypeError(f)
+
+
+def compile_rule(cond: Node, value: Node, resolve: Callable[[Name], Binding],
+                 carries: list) -> Compiled:
+    """Compile a condition and its reported value; raises MissingVar when a variable has no value.
+
+    Carried values are indexed in compile order, which is the same on every call.
+    """
+    c = _Compiler(resolve, carries)
+    return Compiled(c.pred(cond), c.num(value), c.cum_inputs)

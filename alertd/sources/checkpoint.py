@@ -1,0 +1,110 @@
+"""Read positions, persisted atomically so a restarted daemon neither re-reads nor skips lines.
+
+Usage:
+    cps = Checkpoints("/var/lib/alertd/checkpoints.json")
+    follower = Follower(path, position=cps.get(path))
+    ...  # after handing a chunk downstream
+    cps.set(path, follower.position()); cps.save()
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from typing import Any
+
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where reading stopped in one file generation: identity, byte offset and lines handed out."""
+
+    dev: int
+    ino: int
+    offset: int       # bytes handed out (always at a line boundary)
+    fingerprint: str  # identity.fingerprint of the first min(256, offset) bytes
+    lines: int = 0    # b"\n"-terminated lines handed out, so a parser can resume its numbering
+
+
+class Checkpoints:
+    """Read offsets persisted atomically (temp file + fsync + rename, created 0600) as JSON in a state dir."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._positions: dict[str, Position] = {}
+        self._dirty = False
+        try:
+            with open(path, encoding="utf-8") as f:
+                raw = json.load(f)
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as e:
+            # Fail loudly: starting empty would re-read every file and page again for old alerts.
+            raise ValueError(f"{path}: unreadable checkpoint file ({e}); move it aside to start over") from e
+        self._positions = _decode(raw, path)
+
+    def get(self, file: str) -> Position | None:
+        """Saved position for `file`, or None if it was never read."""
+        return self._positions.get(file)
+
+    def set(self, file: str, pos: Position) -> None:
+        """Record `pos` for `file` (in memory until save())."""
+        if self._positions.get(file) != pos:
+            self._positions[file] = pos
+            self._dirty = True
+
+    def forget(self, file: str) -> None:
+        """Drop the position of a file that is no longer followed."""
+        if self._positions.pop(file, None) is not None:
+            self._dirty = True
+
+    def files(self) -> list[str]:
+        """Paths that have a saved position."""
+        return sorted(self._positions)
+
+    def save(self) -> None:
+        """Write all positions atomically; does nothing when nothing changed since the last save."""
+        if not self._dirty:
+            return
+        body = json.dumps({"version": VERSION,
+                           "files": {k: asdict(v) for k, v in sorted(self._positions.items())}},
+                          indent=1).encode()
+        _write_atomic(self.path, body)
+        self._dirty = False
+
+
+def _decode(raw: Any, path: str) -> dict[str, Position]:
+    if not isinstance(raw, dict) or raw.get("version") != VERSION or not isinstance(raw.get("files"), dict):
+        raise ValueError(f"{path}: not an alertd checkpoint file (version {VERSION})")
+    out = {}
+    for file, d in raw["files"].items():
+        try:
+            out[file] = Position(dev=int(d["dev"]), ino=int(d["ino"]), offset=int(d["offset"]),
+                                 fingerprint=str(d["fingerprint"]), lines=int(d.get("lines", 0)))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"{path}: bad entry for {file!r}: {e}") from e
+    return out
+
+
+def _write_atomic(path: str, body: bytes) -> None:
+    """Write via a temp file in the same directory, fsync, rename, fsync the directory."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    tmp = f"{path}.tmp.{os.getpid()}"
+    # 0600 from creation: paths of a user's logs are nobody else's business.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # O_CREAT keeps the mode of a leftover temp file; make sure
+        view = memoryview(body)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    dfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dfd)  # make the rename itself durable
+    finally:
+        os.close(dfd)

@@ -1,0 +1,1 @@
+"""Tiny real trainings, one module per sample log (see samples/README.md)."""

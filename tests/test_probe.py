@@ -1,0 +1,191 @@
+"""Probe on real CPU training of a tiny classifier; the JSONL it writes is read back with json."""
+from __future__ import annotations
+
+import json
+import math
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+
+from alertd.probe import Probe  # noqa: E402
+from alertd.probe.writer import rank_path  # noqa: E402
+
+C = 5
+
+
+def make_model() -> nn.Module:
+    torch.manual_seed(0)
+    m = nn.Module()
+    m.body = nn.Sequential(nn.Linear(8, 16), nn.ReLU())
+    m.head = nn.Linear(16, C)
+    m.scale = nn.Parameter(torch.ones(()))  # directly on the root: group "root"
+    m.forward = lambda x: m.head(m.body(x)) * m.scale
+    return m
+
+
+def train(path, model=None, opt=None, steps=4, ga=1, every=1, zero_each=False, set_to_none=True,
+          zero_after_step=True, labels_hi=C, nan_at=None, groups=None, extra=True):
+    """Train for `steps` optimizer steps of `ga` micro-batches; return the parsed JSONL."""
+    model = model or make_model()
+    opt = opt or torch.optim.SGD(model.parameters(), lr=0.1)
+    probe = Probe(model, opt, path=str(path), every=every, grad_accum=ga, num_classes=C, groups=groups)
+    trainable = any(p.requires_grad for p in model.parameters())
+    for i in range(steps * ga):
+        x, y = torch.randn(32, 8), torch.randint(0, labels_hi, (32,))
+        with torch.set_grad_enabled(trainable):
+            loss = nn.functional.cross_entropy(model(x), y % C)  # the loss never sees bad labels
+        if nan_at is not None and i // ga == nan_at:
+            loss = loss * float("nan")
+        if trainable:
+            (loss / ga).backward()
+        kw = {"loss_aux": loss * 0.5, "acc": 0.25} if extra else {}
+        probe.step(loss=loss, labels=y, **kw)
+        if zero_each and (i + 1) % ga:
+            opt.zero_grad(set_to_none=set_to_none)
+        if (i + 1) % ga == 0:
+            opt.step()
+            if zero_after_step:
+                opt.zero_grad(set_to_none=set_to_none)
+    probe.close()
+    return [json.loads(line) for line in pathlib.Path(path).read_text().splitlines()]
+
+
+def split(lines):
+    meta = lines[0]["meta"]
+    pre = [r for r in lines[1:] if r.get("event") == "preflight"]
+    recs = [r for r in lines[1:] if "event" not in r]
+    return meta, pre, recs
+
+
+@pytest.mark.parametrize("ga", [1, 4])
+def test_healthy_run(tmp_path, ga):
+    meta, pre, recs = split(train(tmp_path / "p.jsonl", ga=ga, steps=5))
+    assert meta["grad_accum"] == ga and meta["num_classes"] == C and meta["every"] == 1
+    assert meta["params/body"] == 2 and meta["trainable/head"] == 2 and meta["params/root"] == 1
+    assert meta["world_size"] == 1 and meta["rank"] == 0 and meta["numel/head"] == 16 * C + C
+    assert len(pre) == 1 and pre[0]["step"] == 1
+    p = pre[0]
+    assert p["preflight/unoptimized_params"] == 0 and p["preflight/no_grad_groups"] == 0
+    assert p["preflight/trainable_params"] == 5
+    assert p["preflight/chance_loss"] == pytest.approx(math.log(C))
+    assert 0.5 < p["preflight/loss_vs_chance"] < 2.0
+    assert [r["step"] for r in recs] == [1, 2, 3, 4, 5]
+    for r in recs:
+        for g in ("body", "head", "root"):
+            assert r[f"has_grad/{g}"] / r[f"trainable/{g}"] == ga
+            assert r[f"update_ratio/{g}"] > 0 and r[f"weight_norm/{g}"] > 0 and r[f"grad_norm/{g}"] > 0
+        assert r["grad_norm"] == pytest.approx(math.sqrt(sum(r[f"grad_norm/{g}"] ** 2
+                                                             for g in ("body", "head", "root"))))
+        assert r["lr"] == r["lr/0"] == pytest.approx(0.1)
+        assert r["nonfinite/loss"] == 0 and r["nonfinite/grad"] == 0
+        assert r["labels/out_of_range"] == 0 and 0 <= r["labels/min"] <= r["labels/max"] < C
+        assert 1 <= r["labels/unique"] <= C
+        assert r["loss_aux"] == pytest.approx(r["loss"] * 0.5) and r["acc"] == pytest.approx(0.25)
+
+
+def test_grad_norm_matches_torch(tmp_path):
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)  # lr 0: grads stay readable after step
+    probe = Probe(model, opt, path=str(tmp_path / "p.jsonl"), every=1)
+    loss = nn.functional.cross_entropy(model(torch.randn(32, 8)), torch.randint(0, C, (32,)))
+    loss.backward()
+    probe.step(loss=loss)
+    opt.step()
+    expected = torch.nn.utils.get_total_norm([p.grad for p in model.parameters()]).item()
+    probe.close()
+    rec = [json.loads(x) for x in (tmp_path / "p.jsonl").read_text().splitlines()][-1]
+    assert rec["grad_norm"] == pytest.approx(expected, rel=1e-5)
+    assert rec["loss"] == pytest.approx(loss.item())
+    assert rec["update_ratio/head"] == 0.0
+
+
+def test_head_missing_from_optimizer(tmp_path):
+    model = make_model()
+    opt = torch.optim.SGD(list(model.body.parameters()) + [model.scale], lr=0.1)
+    _, pre, recs = split(train(tmp_path / "p.jsonl", model=model, opt=opt))
+    assert pre[0]["preflight/unoptimized_params"] == 2
+    assert pre[0]["preflight/unoptimized/head"] == 2 and "preflight/unoptimized/body" not in pre[0]
+    assert pre[0]["preflight/optimized_params"] == 3
+    for r in recs:
+        assert r["update_ratio/head"] == 0.0 and r["update_ratio/body"] > 0
+        assert r["has_grad/head"] == 2  # it gets gradients; nobody applies them
+
+
+def test_frozen_model(tmp_path):
+    model = make_model().requires_grad_(False)
+    _, pre, recs = split(train(tmp_path / "p.jsonl", model=model))
+    assert pre[0]["preflight/trainable_params"] == 0 and pre[0]["preflight/no_grad_groups"] == 0
+    for r in recs:
+        assert r["trainable/body"] == r["has_grad/body"] == 0 and r["update_ratio/body"] == 0.0
+        assert r["grad_norm"] == 0.0
+
+
+def test_group_without_grad_in_preflight(tmp_path):
+    model = make_model()
+    model.forward = lambda x: model.head(torch.relu(x @ torch.ones(8, 16)))  # body unused
+    _, pre, _ = split(train(tmp_path / "p.jsonl", model=model))
+    assert pre[0]["preflight/no_grad_groups"] == 2
+    assert pre[0]["preflight/no_grad/body"] == 1 and pre[0]["preflight/no_grad/root"] == 1
+
+
+@pytest.mark.parametrize("set_to_none", [True, False])
+def test_zero_grad_every_micro_step(tmp_path, set_to_none):
+    _, _, recs = split(train(tmp_path / "p.jsonl", ga=8, zero_each=True, set_to_none=set_to_none))
+    for r in recs:
+        assert r["has_grad/body"] / r["trainable/body"] == 1
+        assert r["has_grad/head"] / r["trainable/head"] == 1
+
+
+def test_never_zeroed_grads_keep_growing(tmp_path):
+    _, _, recs = split(train(tmp_path / "p.jsonl", ga=2, steps=3, zero_after_step=False))
+    assert [r["has_grad/head"] / r["trainable/head"] for r in recs] == [2, 4, 6]
+
+
+def test_labels_out_of_range(tmp_path):
+    _, _, recs = split(train(tmp_path / "p.jsonl", labels_hi=C + 3, steps=3))
+    assert all(r["labels/out_of_range"] > 0 and r["labels/max"] >= C for r in recs)
+
+
+def test_nan_loss_counts_nonfinite(tmp_path):
+    _, _, recs = split(train(tmp_path / "p.jsonl", steps=4, every=2, nan_at=2))
+    assert [r["step"] for r in recs] == [2, 4]
+    assert recs[0]["nonfinite/loss"] == 0 and recs[0]["nonfinite/grad"] == 0
+    assert recs[1]["nonfinite/loss"] == 1  # step 3's NaN is counted though step 3 is not written
+    assert math.isnan(recs[1]["grad_norm"]) and recs[1]["nonfinite/grad"] == 5  # weights went NaN
+
+
+def test_every_10_writes_one_record_per_10_steps(tmp_path):
+    _, pre, recs = split(train(tmp_path / "p.jsonl", steps=50, every=10, extra=False))
+    assert [r["step"] for r in recs] == [10, 20, 30, 40, 50] and len(pre) == 1
+
+
+def test_user_groups(tmp_path):
+    meta, _, recs = split(train(tmp_path / "a.jsonl", groups={"classifier": make_model().head}))
+    assert "params/classifier" in meta  # a module not in this model: no parameter matches
+    model = make_model()
+    meta, _, recs = split(train(tmp_path / "b.jsonl", model=model, groups={"classifier": ["head."]}))
+    assert meta["params/classifier"] == 2 and meta["params/other"] == 3
+    assert recs[0]["has_grad/classifier"] == 2
+
+
+def test_rank_path():
+    assert rank_path("run/p.jsonl", 3, 4) == "run/p.rank3.jsonl"
+    assert rank_path("p.jsonl", 0, 1) == "p.jsonl"
+
+
+def test_import_without_torch():
+    code = ("import sys, alertd, alertd.probe, alertd.probe.commands, alertd.probe.writer; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True,
+                   cwd=pathlib.Path(__file__).resolve().parents[1])
+
+
+def test_no_item_in_step_path():
+    src = pathlib.Path(__file__).resolve().parents[1] / "alertd" / "probe"
+    for name in ("probe.py", "reduce.py", "arrivals.py", "groups.py"):
+        assert ".item()" not in (src / name).read_text(), name

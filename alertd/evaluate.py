@@ -135,9 +135,10 @@ class Engine:
         if frame.height == 0:
             return []
         new_columns = [c for c in frame.columns if c not in RESERVED and c not in run.columns]
-        if new_columns or not run.instances:
+        if new_columns or not run.records:
             self._bind_new_columns(run, new_columns)
-        frame = frame.with_columns(pl.lit(now, dtype=F64).alias(TIME))
+        if TIME not in frame.columns:  # records carry no time of their own: they arrived now
+            frame = frame.with_columns(pl.lit(now, dtype=F64).alias(TIME))
         events: list[AlertEvent] = []
         for group in run.groups.values():
             events += self._eval_group(run_name, run, group, frame, now)
@@ -243,6 +244,19 @@ class Engine:
                                               silent, now, rule))
         return events
 
+    def state_of(self, run_name: str, rule: str, labels: dict) -> str:
+        """inactive, pending or firing: the most advanced state of the matching instances."""
+        run = self.runs.get(run_name)
+        if run is None:
+            return alert.INACTIVE
+        states = [i.carry.state() for i in run.instances.values()
+                  if i.rule.name == rule and labels.items() <= {**i.rule.labels, **i.labels}.items()]
+        states += [c.state() for name, c in run.stale.items() if name == rule and not labels]
+        for s in (alert.FIRING, alert.PENDING):
+            if s in states:
+                return s
+        return alert.INACTIVE
+
     def firing(self) -> list[tuple[str, str, dict]]:
         """(run, rule, labels) of every alert firing now."""
         out = []
@@ -259,6 +273,11 @@ def _fold(kind: str, carry, values: pl.Series):
     if kind == "any":
         now = bool(values.fill_null(False).any())
         return now or bool(carry)
+    if kind == "first":
+        if carry is not None:
+            return carry
+        clean = values.fill_nan(None).drop_nulls()
+        return clean[0] if clean.len() else None
     clean = values.fill_nan(None).drop_nulls()
     if clean.len() == 0:
         return carry

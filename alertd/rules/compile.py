@@ -30,8 +30,9 @@ FUNCTIONS: dict[str, tuple[int, int, str]] = {
     "not_finite": (1, 1, "map"), "is_nan": (1, 1, "map"), "is_inf": (1, 1, "map"),
     "finite": (1, 1, "map"),
     "best": (1, 1, "cumulative"), "peak": (1, 1, "cumulative"), "ever": (1, 1, "cumulative"),
+    "first": (1, 1, "cumulative"),
 }
-_CUM_KIND = {"best": "min", "peak": "max", "ever": "any", "no_improve": "min"}
+_CUM_KIND = {"best": "min", "peak": "max", "ever": "any", "first": "first", "no_improve": "min"}
 
 
 class MissingVar(LookupError):
@@ -148,6 +149,12 @@ class _Compiler:
         if kind == "any":
             running = inner.fill_null(False).cum_max()
             return running | bool(carry) if carry is not None else running
+        if kind == "first":
+            if carry is not None:
+                return pl.lit(float(carry), dtype=F64)
+            clean = inner.fill_nan(None)
+            seen = clean.is_not_null().cum_sum() > 0
+            return pl.when(seen).then(clean.drop_nulls().first()).otherwise(None)
         running = inner.fill_nan(None).cum_min() if kind == "min" else inner.fill_nan(None).cum_max()
         running = running.forward_fill()
         if carry is None:
@@ -164,7 +171,7 @@ class _Compiler:
             return self.window(f, x, n, args)
         if f == "ever":
             return self.carried(node, "any", self.pred(args[0]))
-        if f in ("best", "peak"):
+        if f in ("best", "peak", "first"):
             return self.carried(node, _CUM_KIND[f], self.num(args[0]))
         if f in ("least", "greatest"):
             a, b = self.num(args[0]), self.num(args[1])

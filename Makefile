@@ -1,0 +1,32 @@
+# Two entry points, both working on a fresh machine with nothing but Python 3.11+:
+#   make demo   installs alertd and runs the daemon on a log that a small writer appends to
+#   make test   installs alertd with the probe and test extras and runs every test
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test install install-test bench
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+# torch first, pinned: the local CPU wheel. An open range with no torch installed would pull a
+# multi-GB CUDA build.
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[probe,test]'
+	touch $@
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+demo: install
+	$(BIN)/python samples/demo.py
+
+test: install-test
+	$(BIN)/alertd test rules/tests
+	$(BIN)/python -m pytest

@@ -11,6 +11,18 @@ from receivers import HTTPReceiver, SMTPReceiver
 TOKEN = "tok9Xq72LmZ0aa"
 
 
+@pytest.fixture(autouse=True, scope="module")
+def apprise_worker_pool():
+    """Start apprise's process-wide worker pool before the per-test thread-leak check looks.
+
+    apprise runs each service call in one shared ThreadPoolExecutor (so it can enforce its service
+    timeout); its thread lives as long as the process by design, like the daemon's.
+    """
+    from apprise.apprise import get_shared_executor
+    get_shared_executor().submit(lambda: None).result()
+    yield
+
+
 class Clock:
     def __init__(self) -> None:
         self.t = 0.0

@@ -88,3 +88,17 @@ def test_release_without_change_resumes_without_repeats(tmp_path, log_writer):
         f.release()
         w.lines("a2")
         assert read_all(f) == [(b"a2\n", False)]
+
+
+def test_unread_lines_and_unterminated_tail_both_survive_rotation(tmp_path, log_writer):
+    p = tmp_path / "train.log"
+    w = log_writer(p)
+    w.lines("a1")
+    with Follower(str(p)) as f:
+        assert read_all(f) == [(b"a1\n", False)]
+        w.lines("a2")
+        w.do("p", "a3-cut")
+        w.do("rename", str(p) + ".1")
+        w.do("reopen")
+        w.lines("b1")
+        assert read_all(f) == [(b"a2\n", False), (b"a3-cut\n", False), (b"b1\n", True)]

@@ -196,10 +196,9 @@ class Follower:
         buf = os.pread(self._fd, n, self._offset)
         more = size - self._offset > len(buf)
         cut = _last_terminator(buf) + 1
-        if cut == 0 and final and not more:
-            buf, cut = buf + b"\n", len(buf)  # the writer abandoned this line: hand it out whole
-            self._offset += cut
-            data = buf
+        if final and not more and cut < len(buf):
+            self._offset += len(buf)
+            data = buf + b"\n"  # the writer abandoned its last line: hand it out whole
         elif cut == 0:
             if len(buf) >= self._max:
                 # One line longer than max_chunk: drop it rather than hold memory for it.

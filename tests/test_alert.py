@@ -1,0 +1,58 @@
+"""The state machine, walked record by record from a table (like Prometheus' alerting tests)."""
+import polars as pl
+import pytest
+
+from alertd.record import TIME
+from alertd.rules import alert
+from alertd.rules.alert import Carry
+
+
+def walk(conds, for_steps=0, for_seconds=0.0, times=None, cut=None):
+    """Run the machine over conditions (True/False/None), optionally in two batches."""
+    times = times or [float(i) for i in range(len(conds))]
+    frame = pl.DataFrame({"c": conds, TIME: times}, schema={"c": pl.Boolean, TIME: pl.Float64})
+    carry, out = Carry(), []
+    parts = [frame] if cut is None else [frame.head(cut), frame.slice(cut)]
+    for part in parts:
+        rows = part.with_columns(alert.transitions("c", carry, for_steps, for_seconds, "m_"))
+        for r in rows.iter_rows(named=True):
+            out.append("F" if r["m_fire"] else "R" if r["m_resolve"] else ".")
+        carry = alert.advance(carry, rows.row(-1, named=True), "m_")
+    return "".join(out), carry
+
+
+T, F, N = True, False, None
+
+
+@pytest.mark.parametrize("conds,for_steps,expected", [
+    ([F, T, T, F, T], 0, ".F.RF"),                      # no hold: fires at once, once per episode
+    ([T, T, T, T], 3, "..F."),                          # fires on the 3rd consecutive true record
+    ([T, T, F, T, T, T], 3, ".....F"),                  # one false record drops a pending alert
+    ([T, T, T, F, F], 2, ".F.R."),                      # resolves on the first false record
+    ([T, N, T, N, T], 3, "....F"),                      # unknown records neither count nor break
+    ([T, T, N, F], 1, "F..R"),                          # ... nor resolve a firing alert
+    ([N, N, N], 0, "..."),
+])
+def test_transitions(conds, for_steps, expected):
+    got, _ = walk(conds, for_steps)
+    assert got == expected
+    for cut in range(1, len(conds)):
+        assert walk(conds, for_steps, cut=cut)[0] == expected, f"cut at {cut}"
+
+
+def test_time_hold():
+    conds = [T, T, T, T, T, F]
+    times = [0.0, 10.0, 20.0, 30.0, 40.0, 50.0]
+    got, _ = walk(conds, for_seconds=25.0, times=times)
+    assert got == "...F.R"
+    assert walk(conds, for_seconds=25.0, times=times, cut=2)[0] == "...F.R"
+
+
+def test_carry_states():
+    _, carry = walk([T, T], for_steps=3)
+    assert carry.state() == alert.PENDING and carry.streak == 2
+    _, carry = walk([T, T, T], for_steps=3)
+    assert carry.state() == alert.FIRING
+    _, carry = walk([T, F], for_steps=3)
+    assert carry.state() == alert.INACTIVE
+    assert Carry.from_dict(carry.to_dict()) == carry

@@ -10,17 +10,14 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, TextIO
 
 from alertd.evaluate import Engine
 from alertd.parse import make_parser
 from alertd.record import AlertEvent
 from alertd.replay import Tally
-from alertd.sources.checkpoint import Checkpoints
-from alertd.sources.discover import Discovery
-from alertd.sources.tail import Follower
-from alertd.sources.wake import Waker
+from alertd.sources import Checkpoints, Discovery, Tailer, Waker
 
 
 @dataclass
@@ -32,13 +29,6 @@ class Options:
     from_end: bool = False
     state_dir: str | None = None
     max_idle_tick: float = 1.0  # how often no-data rules are checked with nothing arriving
-
-
-@dataclass
-class Source:
-    follower: Follower
-    parser: object
-    tally: Tally = field(default_factory=Tally)
 
 
 class Delivery(threading.Thread):
@@ -76,54 +66,56 @@ class Daemon:
     """Tails files, evaluates every record as it arrives, emits and delivers events."""
 
     def __init__(self, engine: Engine, options: Options, emit: Callable[[AlertEvent], None],
-                 deliver: Delivery | None = None, err: TextIO = sys.stderr):
-        self.engine, self.options, self.emit, self.delivery, self.err = engine, options, emit, deliver, err
-        self.discovery = Discovery(options.patterns)
-        self.waker = Waker(self.discovery.watch_dirs(), poll=options.poll, force_poll=options.force_poll)
-        self.checkpoints = Checkpoints(f"{options.state_dir}/offsets.json") if options.state_dir else None
-        self.sources: dict[str, Source] = {}
+                 deliver: Delivery | None = None, policy=None, err: TextIO = sys.stderr):
+        self.engine, self.options, self.emit, self.err = engine, options, emit, err
+        self.delivery, self.policy = deliver, policy
+        checkpoints = Checkpoints(f"{options.state_dir}/offsets.json") if options.state_dir else None
+        self.tailer = Tailer(Discovery(options.patterns), checkpoints, from_start=not options.from_end)
+        self.waker = Waker(self.tailer.discovery.watch_dirs(), poll=options.poll,
+                           force_poll=options.force_poll)
+        self.parsers: dict[str, object] = {}
+        self.tallies: dict[str, Tally] = {}
         self.stopping = False
 
     def stop(self, *_args) -> None:
         self.stopping = True
         self.waker.wake()
 
-    def _discover(self) -> None:
-        for path in self.discovery.scan():
-            position = self.checkpoints.get(path) if self.checkpoints else None
-            follower = Follower(path, position=position, from_start=not self.options.from_end)
-            self.sources[path] = Source(follower, make_parser(self.options.fmt))
-
-    def _read(self, path: str, source: Source, now: float) -> list[AlertEvent]:
-        chunk = source.follower.read()
+    def _evaluate(self, path: str, chunk, now: float) -> list[AlertEvent]:
+        parser = self.parsers.get(path)
+        if parser is None:
+            parser = self.parsers[path] = make_parser(self.options.fmt)
+            self.tallies[path] = Tally()
         if chunk.reset:
-            source.parser.reset()
-        if not chunk.data:
-            return []
-        parsed = source.parser.feed(chunk.data)
-        before = source.tally.bad_lines
-        source.tally.add(parsed)
-        if source.tally.bad_lines and not before:
-            print(source.tally.summary(path), file=self.err, flush=True)
+            parser.reset()
+        parsed = parser.feed(chunk.data)
+        tally = self.tallies[path]
+        before = tally.bad_lines
+        tally.add(parsed)
+        if tally.bad_lines and not before:
+            print(tally.summary(path), file=self.err, flush=True)
         return self.engine.feed(path, parsed, now=now)
 
     def step(self) -> int:
         """One pass over every source; returns the number of events emitted."""
-        self._discover()
         now = time.time()
         events = []
-        for path, source in list(self.sources.items()):
-            events += self._read(path, source, now)
+        for path, chunk in self.tailer.poll():
+            events += self._evaluate(path, chunk, now)
         events += self.engine.tick(now)
         for event in events:
             self.emit(event)
-            if self.delivery:
-                self.delivery.put(event)
-        if self.checkpoints:
-            for path, source in self.sources.items():
-                self.checkpoints.set(path, source.follower.position())
-            self.checkpoints.save()
+        self._notify(events, now)
+        self.tailer.commit()
+        self.waker.add_dirs(self.tailer.discovery.watch_dirs())
         return len(events)
+
+    def _notify(self, events: list[AlertEvent], now: float) -> None:
+        if not self.delivery:
+            return
+        chosen = self.policy.decide(events, now) + self.policy.tick(now) if self.policy else events
+        for event in chosen:
+            self.delivery.put(event)
 
     def run(self) -> int:
         """Run until SIGINT/SIGTERM; returns the exit code."""
@@ -139,11 +131,10 @@ class Daemon:
                     self.waker.wait(timeout=self.options.max_idle_tick)
         finally:
             self.waker.close()
-            for path, source in self.sources.items():
-                source.follower.close()
-                summary = source.tally.summary(path)
-                if summary:
-                    print(summary, file=self.err, flush=True)
+            self.tailer.close()
+            for path, tally in self.tallies.items():
+                if tally.summary(path):
+                    print(tally.summary(path), file=self.err, flush=True)
             if self.delivery:
                 self.delivery.drain(timeout=5.0)
         return 0

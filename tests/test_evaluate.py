@@ -132,3 +132,41 @@ def test_a_series_that_appears_mid_run(tmp_path):
     assert engine.feed("r", Parsed(first), now=0.0) == []
     got = engine.feed("r", Parsed(later), now=0.0)
     assert [(e.rule, e.step, e.labels["metric"]) for e in got] == [("NotFinite", 3, "aux")]
+
+
+def test_snapshot_restore_resumes_exactly(tmp_path):
+    import json
+
+    from alertd import state
+    rs = ruleset(tmp_path)
+    df = frame()
+    whole, _ = events(rs, df, [])
+    for cut in (25, 160, 251, 305):
+        first = Engine(rs, {"num_classes": 50})
+        got = first.feed("run", Parsed(df.head(cut)), now=0.0)
+        saved = json.loads(json.dumps(state.snapshot(first)))
+        second = Engine(rs, {"num_classes": 50})
+        state.restore(second, saved)
+        got += second.feed("run", Parsed(df.slice(cut)), now=0.0)
+        rows = [(e.rule, e.state, e.step, None if e.value is None or math.isnan(e.value) else round(e.value, 9),
+                 tuple(sorted(e.labels.items()))) for e in got]
+        assert rows == whole, f"cut at {cut}"
+
+
+def test_changed_rule_starts_afresh_unchanged_keep_state(tmp_path):
+    from alertd import state
+    rs = ruleset(tmp_path)
+    n = 60
+    df = pl.DataFrame({STEP: list(range(n)), LINE: list(range(1, n + 1)), "loss": [math.log(50)] * n})
+    first = Engine(rs, {"num_classes": 50})
+    first.feed("run", Parsed(df), now=0.0)
+    assert first.state_of("run", "AtChance", {}) == "firing"
+    changed = ruleset(tmp_path, RULES.replace("tol: 0.02", "tol: 0.03").replace("for_steps: 5", "for_steps: 6"))
+    second = Engine(changed, {"num_classes": 50})
+    state.restore(second, state.snapshot(first))
+    # vars changed -> every rule of the file has a new fingerprint; nothing carried over.
+    assert second.state_of("run", "AtChance", {}) == "inactive"
+    third = Engine(rs, {"num_classes": 50})
+    state.restore(third, state.snapshot(first))
+    assert third.state_of("run", "AtChance", {}) == "firing"
+    assert third.feed("run", Parsed(df.with_columns(pl.col(STEP) + n)), now=0.0) == []  # no second page

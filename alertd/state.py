@@ -1,0 +1,84 @@
+"""The engine's memory as plain JSON: per run, the alert carries and the window tails.
+
+Saved together with the read offsets in one file (see daemon.py), so a restarted daemon resumes
+exactly where the saved state says: the records after those offsets are read again and
+evaluated against the state as it was when they had not been seen. A rule whose definition
+changed (its fingerprint) starts afresh; unchanged rules keep their state, which is also how a
+hot reload keeps pending and firing alerts.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import polars as pl
+
+from alertd.evaluate import Engine, RunState
+from alertd.record import STEP, TIME
+from alertd.rules.alert import Carry
+
+VERSION = 1
+SEP = "\x1f"
+
+
+def _instance_key(rule: str, binding: dict) -> str:
+    return rule + SEP + SEP.join(f"{k}={v}" for k, v in sorted(binding.items()))
+
+
+def _json_number(x):
+    return x if x is None or math.isfinite(x) else repr(x)  # "nan", "inf": strict JSON
+
+
+def _number(x):
+    return float(x) if isinstance(x, str) else x
+
+
+def snapshot(engine: Engine) -> dict[str, Any]:
+    """Everything the engine remembers, as JSON-able data."""
+    runs = {}
+    fingerprints = {r.name: r.fingerprint for r in engine.rules + engine.stale_rules}
+    for name, run in engine.runs.items():
+        runs[name] = {
+            "columns": run.columns, "meta": run.meta, "last_time": run.last_time,
+            "last_step": run.last_step, "records": run.records,
+            "stale": {k: c.to_dict() for k, c in run.stale.items()},
+            "instances": {_instance_key(i.rule.name, i.binding):
+                          {"carry": i.carry.to_dict(), "cum": [_json_number(c) if isinstance(c, float) else c
+                                                               for c in i.cum]}
+                          for i in run.instances.values()},
+            "tails": {SEP.join(g.columns): {c: [_json_number(v) if isinstance(v, float) else v
+                                                for v in g.tail[c].to_list()]
+                                            for c in g.tail.columns}
+                      for g in run.groups.values() if g.tail is not None and g.tail.height},
+        }
+    return {"version": VERSION, "rules": fingerprints, "runs": runs}
+
+
+def restore(engine: Engine, data: dict[str, Any]) -> None:
+    """Load a snapshot into a fresh engine; state of rules whose definition changed is dropped."""
+    if data.get("version") != VERSION:
+        return
+    saved_rules = data.get("rules", {})
+    same = {r.name for r in engine.rules + engine.stale_rules
+            if saved_rules.get(r.name) == r.fingerprint}
+    for name, saved in data.get("runs", {}).items():
+        run = engine.runs[name] = RunState(meta=dict(saved.get("meta", {})),
+                                           last_time=saved.get("last_time"),
+                                           last_step=saved.get("last_step"),
+                                           records=int(saved.get("records", 0)))
+        run.stale = {k: Carry.from_dict(v) for k, v in saved.get("stale", {}).items() if k in same}
+        engine._bind_new_columns(run, list(saved.get("columns", [])))
+        instances = saved.get("instances", {})
+        for inst in run.instances.values():
+            state = instances.get(_instance_key(inst.rule.name, inst.binding))
+            if state and inst.rule.name in same:
+                inst.carry = Carry.from_dict(state["carry"])
+                inst.cum = [_number(c) for c in state.get("cum", [])]
+        tails = saved.get("tails", {})
+        for group in run.groups.values():
+            tail = tails.get(SEP.join(group.columns))
+            if tail is None:  # the records themselves are facts: kept whatever the rules
+                continue
+            schema = {c: (pl.Int64 if c == STEP else pl.Float64) for c in tail}
+            frame = pl.DataFrame({c: [_number(v) for v in vals] for c, vals in tail.items()}, schema=schema)
+            group.tail = frame.select(STEP, TIME, *group.columns).tail(group.keep) if group.keep else None

@@ -48,10 +48,10 @@ class Arrivals:
         return hook
 
     def accumulated(self, i: int) -> int:
-        """Arrivals in parameter i's current .grad (0 if it has none or it was replaced)."""
-        g = self.params[i].grad
-        # In-place writes after the last arrival (clipping, unscaling) don't void it.
-        return self.count[i] if g is not None and getattr(g, MARK, None) is not None else 0
+        """Arrivals in parameter i's current .grad (0 if it was set to None since)."""
+        # In-place writes after the last arrival (clipping, unscaling, all-reduce) and a
+        # replaced .grad (DDP bucket views) keep the count: the step uses what accumulated.
+        return self.count[i] if self.params[i].grad is not None else 0
 
     def remove(self) -> None:
         """Remove all hooks."""

@@ -8,13 +8,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from alertd.probe import fields
 from alertd.probe import groups as grouping
 from alertd.probe.arrivals import Arrivals
-from alertd.probe.reduce import group_sq_norms, read
+from alertd.probe.reduce import SlotSums, norms, read
 from alertd.probe.writer import DEFAULT_PATH, JsonlWriter, rank_path
 
 _FOLD = 4096  # micro-batch losses kept before older ones are folded into a device count
-Value = Tensor | float
+Value = fields.Value
 
 
 class Probe:
@@ -76,6 +77,7 @@ class Probe:
         self._extras: dict[str, list[Value]] = {}
         self._labels: list[Tensor] = []
         self._pending: dict[str, Any] = {}
+        self._slot_sums = SlotSums()
         self._capture = self._wants(1)
         self._handles = [optimizer.register_step_pre_hook(self._on_pre),
                          optimizer.register_step_post_hook(self._on_post)]
@@ -115,16 +117,19 @@ class Probe:
         cut = self._step_start or len(self._losses) // 2
         old = [t for t in self._losses[:cut] if isinstance(t, Tensor)]
         if old:
-            self._nf_folded.append(_nonfinite(old))
+            self._nf_folded.append(fields.nonfinite(old))
         self._nf_folded_f = self._nf_folded_f + sum(
             1 for t in self._losses[:cut] if not isinstance(t, Tensor) and not math.isfinite(t))
         self._losses = self._losses[cut:]
         self._step_start = max(0, self._step_start - cut)
 
-    @torch.no_grad()
     def _on_pre(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         if self._skip or not self._capture:
-            return
+            return  # a step that is not written costs this test and nothing else
+        with torch.no_grad():  # hooks run outside the optimizer's own no_grad
+            self._measure_pre(optimizer)
+
+    def _measure_pre(self, optimizer: torch.optim.Optimizer) -> None:
         self.arrivals.install()
         G = len(self.names)
         has, trainable, unopt = [0] * G, [0] * G, [0] * G
@@ -142,23 +147,19 @@ class Probe:
             if p.grad is not None:
                 grads.append(p.grad)
                 gi.append(g)
-        named: list[tuple[str, Tensor]] = []
-        nf = group_sq_norms(grads, gi, named, "gsq/")
-        if nf is not None:
-            named.append(("nonfinite/grad", nf))
+        named: fields.Named = []
         lrs: list[float] = []
         for i, pg in enumerate(optimizer.param_groups):
             lr = pg.get("lr", float("nan"))
             if isinstance(lr, Tensor):
-                named.append((f"lr/{i}", lr))
+                named.append(([f"lr/{i}"], lr))
             lrs.append(float("nan") if isinstance(lr, Tensor) else float(lr))
         # The only extra memory: one copy of the optimized trainable params, until _on_post.
         snap = torch._foreach_mul([self.params[k].detach() for k in snap_idx], 1.0) if snap_idx else []
         self._pending = {"named": named, "has": has, "trainable": trainable, "unopt": unopt,
                          "lrs": lrs, "snap_idx": snap_idx, "snap": snap,
-                         "optimized": sum(trainable) - sum(unopt)}
+                         "gnorms": norms(grads), "gslots": gi}
 
-    @torch.no_grad()
     def _on_post(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         self.steps += 1
         if self._skip or not self._capture:
@@ -166,29 +167,39 @@ class Probe:
             self._step_start = len(self._losses)
             self._capture = self._wants(self.steps + 1)
             return
+        with torch.no_grad():
+            self._measure_post()
+        self._step_start = len(self._losses)
+        self._extras, self._labels = {}, []
+        self._capture = self._wants(self.steps + 1)
+
+    def _measure_post(self) -> None:
         pend, self._pending = self._pending, {}
-        named: list[tuple[str, Tensor]] = pend["named"]
-        snap, idx = pend["snap"], pend["snap_idx"]
+        named: fields.Named = pend["named"]
+        G, snap, idx = len(self.names), pend["snap"], pend["snap_idx"]
         if idx:
             torch._foreach_sub_(snap, [self.params[k].detach() for k in idx])  # before - after
-            group_sq_norms(snap, [self.gidx[k] for k in idx], named, "dsq/")
+        vals = pend["gnorms"] + norms(snap) + norms([p.detach() for p in self.params])
+        slots = pend["gslots"] + [G + self.gidx[k] for k in idx] + [2 * G + g for g in self.gidx]
         del snap
-        group_sq_norms([p.detach() for p in self.params], self.gidx, named, "wsq/")
+        sq_names = [f"sq/{s}" for s in range(3 * G)]
+        named.extend((sq_names, v) for v in self._slot_sums(vals, slots, 3 * G))
+        if pend["gnorms"]:  # parameters whose gradient holds a NaN/inf
+            fields.queue_nonfinite(pend["gnorms"], "nonfinite/grad", named)
         write = self.steps % self.every == 0
         step_losses = self._losses[self._step_start:]
-        fsum = _mean_parts(step_losses, "loss", named)
-        extras = {k: (_mean_parts(v, f"x/{k}", named), len(v)) for k, v in self._extras.items()}
+        fsum = fields.queue_sum(step_losses, "loss", named)
+        extras = {k: (fields.queue_sum(v, f"x/{k}", named), len(v)) for k, v in self._extras.items()}
         if write:
             tl = [t for t in self._losses if isinstance(t, Tensor)]
-            if tl:
-                named.append(("nf_loss", _nonfinite(tl)))
-            named.extend(("nf_loss", t) for t in self._nf_folded)
+            fields.queue_nonfinite(tl, "nf_loss", named)
+            named.extend((["nf_loss"], t) for t in self._nf_folded)
         if self._labels:
-            _label_stats(self._labels, self.num_classes, named)
+            fields.queue_labels(self._labels, self.num_classes, named)
         host = read(named)  # the one host sync of this record is inside read()
         loss = (host.get("loss", 0.0) + fsum) / len(step_losses) if step_losses else None
         if self._preflight:
-            self.writer.write(self._preflight_record(pend, loss))
+            self.writer.write(fields.preflight(self.steps, self.names, pend, loss, self.num_classes))
             self._preflight = False
         if write:
             rec: dict[str, Any] = {"step": self.steps}
@@ -196,57 +207,20 @@ class Probe:
                 rec["loss"] = loss
             for k, (fs, n) in extras.items():
                 rec[k] = (host.get(f"x/{k}", 0.0) + fs) / n
-            rec.update(self._group_metrics(pend, host))
+            rec.update(fields.group_metrics(self.names, pend, host))
             rec["lr"] = _lr(pend["lrs"], host, 0)
             for i in range(len(pend["lrs"])):
                 rec[f"lr/{i}"] = _lr(pend["lrs"], host, i)
             if "labels/min" in host:
-                for k in ("unique", "min", "max", "out_of_range"):
+                for k in ("min", "max", "out_of_range"):
                     rec[f"labels/{k}"] = int(host[f"labels/{k}"])
+                rec["labels/unique"] = int(host["labels/unique"]) + 1
             if self._losses:
                 nf_f = sum(1 for t in self._losses if not isinstance(t, Tensor) and not math.isfinite(t))
                 rec["nonfinite/loss"] = int(host.get("nf_loss", 0)) + nf_f + self._nf_folded_f
             rec["nonfinite/grad"] = int(host.get("nonfinite/grad", 0))
             self.writer.write(rec)
             self._losses, self._nf_folded, self._nf_folded_f = [], [], 0
-        self._step_start = len(self._losses)
-        self._extras, self._labels = {}, []
-        self._capture = self._wants(self.steps + 1)
-
-    def _group_metrics(self, pend: dict[str, Any], host: dict[str, float]) -> dict[str, Any]:
-        rec: dict[str, Any] = {"grad_norm": math.sqrt(sum(
-            host.get(f"gsq/{g}", 0.0) for g in range(len(self.names))))}
-        for g, name in enumerate(self.names):
-            w = math.sqrt(host.get(f"wsq/{g}", 0.0))
-            d = math.sqrt(host.get(f"dsq/{g}", 0.0))
-            rec[f"grad_norm/{name}"] = math.sqrt(host.get(f"gsq/{g}", 0.0))
-            rec[f"has_grad/{name}"] = pend["has"][g]
-            rec[f"trainable/{name}"] = pend["trainable"][g]
-            rec[f"update_ratio/{name}"] = d / w if w > 0 else (0.0 if d == 0 else math.inf)
-            rec[f"weight_norm/{name}"] = w
-        return rec
-
-    def _preflight_record(self, pend: dict[str, Any], loss: float | None) -> dict[str, Any]:
-        has, trainable, unopt = pend["has"], pend["trainable"], pend["unopt"]
-        no_grad = [n for g, n in enumerate(self.names) if trainable[g] > 0 and has[g] == 0]
-        rec: dict[str, Any] = {"step": self.steps, "event": "preflight",
-                               "preflight/unoptimized_params": sum(unopt),
-                               "preflight/trainable_params": sum(trainable),
-                               "preflight/optimized_params": pend["optimized"],
-                               "preflight/no_grad_groups": len(no_grad)}
-        for g, name in enumerate(self.names):
-            if unopt[g]:
-                rec[f"preflight/unoptimized/{name}"] = unopt[g]
-        for name in no_grad:
-            rec[f"preflight/no_grad/{name}"] = 1
-        if loss is not None:
-            rec["preflight/initial_loss"] = loss
-        if self.num_classes and self.num_classes > 1:
-            chance = math.log(self.num_classes)
-            rec["preflight/chance_loss"] = chance
-            if loss is not None:
-                rec["preflight/loss_vs_chance"] = loss / chance
-        return rec
 
     def close(self) -> None:
         """Remove every hook and close the stream."""
@@ -269,33 +243,6 @@ def _dist() -> tuple[int, int]:
     if dist is not None and dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
-
-
-def _scalar(t: Tensor) -> Tensor:
-    return (t if t.dim() == 0 else t.mean()).float()
-
-
-def _nonfinite(ts: list[Tensor]) -> Tensor:
-    return (~torch.isfinite(torch.stack([_scalar(t) for t in ts]))).sum()
-
-
-def _mean_parts(values: list[Value], name: str, named: list[tuple[str, Tensor]]) -> float:
-    """Queue the tensor part of a sum under `name`; return the sum of the float part."""
-    ts = [v for v in values if isinstance(v, Tensor)]
-    if ts:
-        named.append((name, torch.stack([_scalar(t) for t in ts]).sum()))
-    return sum(v for v in values if not isinstance(v, Tensor))
-
-
-def _label_stats(labels: list[Tensor], num_classes: int | None, named: list) -> None:
-    flat = [(y.argmax(-1) if y.is_floating_point() and y.dim() > 1 else y).reshape(-1) for y in labels]
-    y = torch.cat([f.to(flat[0].device) for f in flat]).long()
-    if y.numel() == 0:
-        return
-    s = y.sort().values  # unique count without torch.unique, which syncs on CUDA
-    bad = (y < 0) if num_classes is None else (y < 0) | (y >= num_classes)
-    named += [("labels/min", s[0]), ("labels/max", s[-1]), ("labels/out_of_range", bad.sum()),
-              ("labels/unique", (s[1:] != s[:-1]).sum() + 1)]
 
 
 def _lr(lrs: list[float], host: dict[str, float], i: int) -> float:

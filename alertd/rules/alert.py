@@ -53,15 +53,18 @@ def transitions(cond: str, carry: Carry, for_steps: int, for_seconds: float,
     # it neither extends a streak nor breaks it, so a NaN cannot end an episode and page again.
     t = pl.col(cond).fill_null(False)
     f = pl.col(cond).not_().fill_null(False)
-    segment = f.cum_sum()                         # a false record starts a new segment
-    in_first = segment == 0                       # continues the streak carried in
-    local = t.cast(pl.Int64).cum_sum().over(segment)
+    # Consecutive-true counts without grouping (O(n), no hash over segments): the running count
+    # of true records minus its value at the last false record.
+    trues = t.cast(pl.Int64).cum_sum()
+    in_first = f.cast(pl.Int64).cum_sum() == 0   # no false record yet: continues the carried streak
+    base = pl.when(f).then(trues).otherwise(None).forward_fill().fill_null(0)
+    local = trues - base
     streak = pl.when(in_first).then(local + carry.streak).otherwise(local)
-    first_true = pl.when(t).then(pl.col(TIME)).otherwise(None).min().over(segment)
+    began = pl.when(t & (local == 1)).then(pl.col(TIME)).otherwise(None).forward_fill()
     if carry.streak and carry.since is not None:
-        since = pl.when(in_first).then(pl.lit(carry.since)).otherwise(first_true)
+        since = pl.when(in_first).then(pl.lit(carry.since)).otherwise(began)
     else:
-        since = first_true
+        since = began
     ok = (~f & (streak >= need) & ((pl.col(TIME) - since) >= for_seconds)).fill_null(False)
     prev_ok = ok.shift(1, fill_value=carry.firing)
     return [

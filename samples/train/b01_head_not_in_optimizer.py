@@ -4,14 +4,17 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from alertd.probe import Probe
+
 from .common import Classifier, GaussianMixture, seed_all
-from .probe_lite import get_probe
 
 SPEC = dict(file="b01_head_not_in_optimizer.jsonl", format="jsonl", healthy=False,
             expect=["CrossEntropyAtChance", "UnoptimizedParams"],
-            may_fire=["LossNotImproving", "GradientVanishing", "UpdateRatioNearZero"], onset_step=0,
+            may_fire=["LossFlatFromStart", "LossNotImproving", "GradientVanishing", "UpdateRatioNearZero",
+                      "GradAccumCoverage"], onset_step=0,
             bug="optimizer built from model.backbone.parameters() only; the zero-init head never moves, "
-                "so CE sits at log(10) and the backbone gets no gradient")
+                "so CE sits at log(10), the backbone gets no gradient, and the head's grad (never "
+                "zeroed: opt.zero_grad() only knows the backbone) grows step after step")
 
 
 def run(path: Path) -> None:
@@ -22,12 +25,12 @@ def run(path: Path) -> None:
     torch.nn.init.zeros_(model.head.weight)
     torch.nn.init.zeros_(model.head.bias)
     opt = torch.optim.AdamW(model.backbone.parameters(), lr=1e-3)  # BUG: head missing
-    probe = get_probe()(model, opt, path=path, every=1, grad_accum=1, num_classes=C)
+    probe = Probe(model, opt, path=path, every=1, grad_accum=1, num_classes=C)
     for step in range(600):
         x, y = data.batch(64)
         loss = F.cross_entropy(model(x), y)
         opt.zero_grad()
         loss.backward()
-        opt.step()
         probe.step(loss=loss, labels=y)
+        opt.step()
     probe.close()

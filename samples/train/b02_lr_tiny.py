@@ -8,8 +8,8 @@ from .common import Classifier, GaussianMixture, accuracy, grad_norm, seed_all
 from .writers import PrintLog
 
 SPEC = dict(file="b02_lr_1e-10.log", format="text", healthy=False,
-            expect=["LossNotImproving", "LRCollapsed"],
-            may_fire=["CrossEntropyAtChance", "UpdateRatioNearZero"], onset_step=0,
+            expect=["LRCollapsed", "LossFlatFromStart"],
+            may_fire=["LossNotImproving", "CrossEntropyAtChance"], onset_step=0,
             vars={"num_classes": 10},
             bug="lr: 1e-10 in the config; loss stays where initialisation put it")
 

@@ -5,11 +5,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from alertd.probe import Probe
+
 from .common import Classifier, GaussianMixture, seed_all
-from .probe_lite import get_probe
 
 SPEC = dict(file="b08_labels_out_of_range.jsonl", format="jsonl", healthy=False,
-            expect=["LabelsOutOfRange"], may_fire=[], onset_step=0,
+            expect=["LabelsOutOfRange"], may_fire=["LabelAboveNumClasses"], onset_step=0,
             bug="26 person ids left unmapped (labels 400..425) with num_classes=400; the head "
                 "silently has 426 outputs; labels/max reaches 425")
 
@@ -21,12 +22,12 @@ def run(path: Path) -> None:
     num_outputs = int(data.num_classes - 1) + 1          # "max label + 1", read off the data
     model = Classifier(32, num_outputs, hidden=128)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    probe = get_probe()(model, opt, path=path, every=1, grad_accum=1, num_classes=num_classes)
+    probe = Probe(model, opt, path=path, every=1, grad_accum=1, num_classes=num_classes)
     for step in range(600):
         x, y = data.batch(64)
         loss = F.cross_entropy(model(x), y)
         opt.zero_grad()
         loss.backward()
-        opt.step()
         probe.step(loss=loss, labels=y)
+        opt.step()
     probe.close()

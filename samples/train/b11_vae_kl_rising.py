@@ -10,7 +10,7 @@ from .writers import JsonlLog
 
 SPEC = dict(file="b11_vae_kl_rising.jsonl", format="jsonl", healthy=False,
             expect=["KLRising", "LatentVarianceOff"], may_fire=["LatentMeanOff", "LossNotImproving"],
-            onset_step=0,
+            onset_step=0, symptom_step=20,
             bug="beta = 0.99 ** step (inverted warm-up): the KL term vanishes, kl_raw rises for "
                 "hundreds of steps and the latent variance grows past 1.5")
 
@@ -24,7 +24,7 @@ def run(path: Path) -> None:
     model = VAE()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     log = JsonlLog(path)
-    for step in range(1600):
+    for step in range(1200):
         x = vae_data(128, g)
         xr, mu, logvar, z = model(x)
         recon = F.mse_loss(xr, x, reduction="none").sum(1).mean()

@@ -9,7 +9,8 @@ from .common import Classifier, GaussianMixture, grad_norm, seed_all
 from .writers import PrintLog
 
 SPEC = dict(file="b12_ce_chance_400.log", format="text", healthy=False,
-            expect=["CrossEntropyAtChance"], may_fire=["LossNotImproving"], onset_step=300,
+            expect=["CrossEntropyAtChance"], may_fire=["LossNotImproving", "LossOscillationGrowing"],
+            onset_step=300, symptom_step=370,
             vars={"num_classes": 400},
             bug="shard 2 (from step 300) has its label column shuffled relative to the features: "
                 "CE returns to 5.99 = log(400) and stays")

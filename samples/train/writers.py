@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
-import math
 from pathlib import Path
 from typing import IO, Any
 
@@ -124,16 +123,14 @@ class LightningCSV:
             w.writerows(self.rows)
 
 
-def open_tqdm(path: Path, total: int, clock: FakeClock, desc: str | None = None):
+def open_tqdm(path: Path, total: int, clock: FakeClock, desc: str | None = None,
+              ascii: bool = True):
     """A real tqdm bar writing into `path`, driven by the fake clock."""
     from tqdm import tqdm  # test/dev dependency: the sample logs are produced with real tqdm
 
-    f: IO[str] = open(path, "w")
-    bar = tqdm(total=total, file=f, desc=desc, ascii=True, dynamic_ncols=False, ncols=None)
+    f: IO[str] = open(path, "w", encoding="utf-8")
+    bar = tqdm(total=total, file=f, desc=desc, ascii=ascii)
     bar._time = clock
     bar.start_t = bar.last_print_t = clock()
     return bar, f
 
-
-def finite(x: float) -> bool:
-    return math.isfinite(x)

@@ -1,0 +1,75 @@
+"""`alertd probe -- python script.py`: an unmodified script, run in a real subprocess."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("torch")
+
+from alertd.probe.commands import probe_command, register  # noqa: E402
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+SCRIPT = """
+import sys, torch
+from torch import nn
+torch.manual_seed(0)
+steps, code = int(sys.argv[1]), int(sys.argv[2])
+model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))
+opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+for i in range(steps):
+    x, y = torch.randn(16, 8), torch.randint(0, 3, (16,))
+    nn.functional.cross_entropy(model(x), y).backward()
+    opt.step()
+    opt.zero_grad()
+sys.exit(code)
+"""
+
+
+def run(tmp_path, *args: str) -> subprocess.CompletedProcess:
+    script = tmp_path / "train.py"
+    script.write_text(SCRIPT)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "alertd.probe.attach", *args]
+    return subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_attach_writes_stream(tmp_path):
+    out = tmp_path / "probe.jsonl"
+    proc = run(tmp_path, "--out", str(out), "--every", "2", "--", "python", "train.py", "10", "0")
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    meta = lines[0]["meta"]
+    assert meta["every"] == 2 and meta["params/0"] == 2 and meta["params/2"] == 2
+    pre = [r for r in lines if r.get("event") == "preflight"]
+    recs = [r for r in lines[1:] if "event" not in r]
+    assert len(pre) == 1 and pre[0]["step"] == 2  # attached during step 1: it is not measured
+    assert pre[0]["preflight/unoptimized_params"] == 0 and pre[0]["preflight/no_grad_groups"] == 0
+    assert [r["step"] for r in recs] == [2, 4, 6, 8, 10]
+    for r in recs:
+        assert r["has_grad/0"] == r["trainable/0"] == 2 and r["update_ratio/2"] > 0
+        assert r["lr"] == pytest.approx(1e-2) and r["nonfinite/grad"] == 0
+        assert "loss" not in r
+
+
+def test_attach_passes_exit_code(tmp_path):
+    proc = run(tmp_path, "--out", "p.jsonl", "--", "python", "train.py", "3", "3")
+    assert proc.returncode == 3
+    assert (tmp_path / "p.jsonl").read_text().startswith('{"meta"')
+
+
+def test_cli_registration(tmp_path):
+    parser = argparse.ArgumentParser(prog="alertd")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["probe", "--out", "x.jsonl", "--every", "5", "--",
+                              "python", "train.py", "--lr", "1"])
+    assert args.func is probe_command and args.every == 5 and args.out == "x.jsonl"
+    assert [a for a in args.argv if a != "--"] == ["python", "train.py", "--lr", "1"]
+    args = parser.parse_args(["ckpt", "diff", "a.pt", "b.pt", "--json", "--top", "3"])
+    assert args.json and args.top == 3 and callable(args.func)

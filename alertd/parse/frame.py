@@ -1,0 +1,114 @@
+"""Helpers shared by the parsers: numeric casting, bad-line tally, the final frame shape."""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from alertd.record import LINE, RESERVED, STEP, Parsed
+
+# Names that carry the training step rather than a metric, by priority.
+STEP_KEYS = ("_step", "step", "global_step", "iteration", "iter")
+STEP_COL = "__step_raw"  # temporary column: the explicit step before the ordinal fallback
+
+# A number as a string, in the syntax polars' String -> Float64 cast accepts.
+_NUM_RE = re.compile(r"[-+]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|nan|inf|infinity)", re.I)
+
+
+@dataclass
+class BadTally:
+    """Counts malformed lines and remembers the first one."""
+
+    count: int = 0
+    first_line: int | None = None
+    reason: str = ""
+
+    def add(self, line: int, reason: str, n: int = 1) -> None:
+        """Record `n` malformed lines, the first of them at `line`."""
+        if n <= 0:
+            return
+        self.count += n
+        if self.first_line is None or line < self.first_line:
+            self.first_line, self.reason = line, reason[:120]
+
+
+def to_number(v: Any) -> float | None:
+    """A JSON-ish value as a float, or None when it is not numeric (strings of numbers count)."""
+    if isinstance(v, bool):
+        return float(v)
+    if isinstance(v, (int, float)):
+        try:
+            return float(v)
+        except OverflowError:  # ints beyond float range
+            return math.copysign(math.inf, v)
+    if isinstance(v, str) and len(v) < 64 and _NUM_RE.fullmatch(v):
+        return float(v)
+    return None
+
+
+def numeric_expr(name: str, dtype: pl.DataType) -> pl.Expr | None:
+    """Expression casting column `name` to Float64, or None if the dtype holds no numbers."""
+    if dtype.is_numeric() or dtype == pl.Boolean:
+        return pl.col(name).cast(pl.Float64, strict=False)
+    if dtype == pl.String:
+        return pl.col(name).cast(pl.Float64, strict=False)
+    return None  # lists, structs left over, nulls, binary: not metrics
+
+
+def step_expr(names: list[str]) -> pl.Expr:
+    """The explicit step of each row: the first step-like column present, as Int64."""
+    cols = [pl.col(n).cast(pl.Float64, strict=False).cast(pl.Int64, strict=False) for n in names]
+    return pl.coalesce(cols) if len(cols) > 1 else cols[0]
+
+
+def finalize(raw: pl.DataFrame, ordinal_base: int) -> pl.DataFrame:
+    """Shape a raw batch (LINE, optional STEP_COL, metric columns of any dtype) into the contract.
+
+    Keeps rows with at least one metric value; STEP falls back to the record's ordinal
+    (1, 2, 3, ... counted from `ordinal_base`).
+    """
+    exprs: list[pl.Expr] = []
+    for name, dtype in raw.schema.items():
+        if name in RESERVED or name == STEP_COL:
+            continue
+        e = numeric_expr(name, dtype)
+        if e is not None:
+            exprs.append(e.alias(name))
+    if not exprs or raw.height == 0:
+        return Parsed.empty().frame
+    step = pl.col(STEP_COL) if STEP_COL in raw.columns else pl.lit(None, dtype=pl.Int64)
+    df = raw.select(pl.col(LINE).cast(pl.Int64), step.cast(pl.Int64).alias(STEP_COL), *exprs)
+    metrics = [c for c in df.columns if c not in (LINE, STEP_COL)]
+    df = df.filter(pl.any_horizontal(pl.col(metrics).is_not_null()))
+    # A column all null in this batch says nothing: drop it (parsers are sparse anyway).
+    counts = df.select(pl.col(metrics).is_not_null().sum()).row(0) if df.height else [0] * len(metrics)
+    keep = [m for m, c in zip(metrics, counts) if c]
+    ordinal = pl.int_range(1, df.height + 1, dtype=pl.Int64) + ordinal_base
+    return df.select(pl.coalesce(pl.col(STEP_COL), ordinal).alias(STEP), pl.col(LINE), *keep)
+
+
+def flatten(obj: dict[str, Any], prefix: str = "", out: dict[str, Any] | None = None,
+            depth: int = 0) -> dict[str, Any]:
+    """Flatten nested dicts with '/' (`{"a": {"b": 1}}` -> `{"a/b": 1}`); first key wins."""
+    out = {} if out is None else out
+    for k, v in obj.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            if depth < 32:  # deeper parts are not metrics anyone logs; avoid deep recursion
+                flatten(v, key + "/", out, depth + 1)
+        elif key not in out:
+            out[key] = v
+    return out
+
+
+def decode(data: bytes) -> str:
+    """Bytes as text: invalid UTF-8 replaced, NUL bytes (preallocated log files) read as blanks."""
+    return data.decode("utf-8", errors="replace").replace("\x00", " ")
+
+
+def parsed(frame: pl.DataFrame, meta: dict[str, Any], bad: BadTally) -> Parsed:
+    """Bundle a finished frame, meta and bad-line tally into a Parsed."""
+    return Parsed(frame, meta, bad.count, bad.first_line, bad.reason)

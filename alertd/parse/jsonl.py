@@ -1,0 +1,246 @@
+"""JSONL metric streams: one JSON object per line, parsed a chunk at a time with polars.
+
+Fast path: the whole chunk goes through `pl.read_ndjson` once. Only a chunk that polars
+rejects (some line is malformed) is bisected, and only its small leaves are read line by
+line with `json.loads`, so one bad line costs about one extra read of the chunk.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import polars as pl
+
+from alertd.parse.frame import (STEP_COL, STEP_KEYS, BadTally, finalize, flatten, numeric_expr,
+                                parsed, step_expr, to_number)
+from alertd.record import LINE, RESERVED, Parsed
+
+META = "meta"
+LEAF_LINES = 256      # below this many lines a failed piece is read line by line
+MAX_BRACES = 200      # lines with more '{' than this never reach polars (it overflows its stack near 520 levels)
+_BRACE_WINDOW = 8192  # bytes per window of the brace guard
+
+
+def _braces_ok(data: bytes) -> bool:
+    """True when no line holds MAX_BRACES or more '{' (cheap: one count per ~8 KiB window)."""
+    pos, n = 0, len(data)
+    while pos < n:
+        end = data.find(b"\n", pos + _BRACE_WINDOW)
+        end = n if end < 0 else end
+        if data.count(b"{", pos, end) >= MAX_BRACES:
+            if any(line.count(b"{") >= MAX_BRACES for line in data[pos:end].split(b"\n")):
+                return False
+        pos = end + 1
+    return True
+
+
+def _quote_nonfinite(data: bytes) -> bytes:
+    """Rewrite bare NaN/Infinity values (Python's json output) as strings polars can read."""
+    # memchr on one byte first: most chunks have no 'N' / 'I' at all.
+    has_nan = b"N" in data and b"NaN" in data
+    has_inf = b"I" in data and b"Infinity" in data
+    for tok, present in ((b"NaN", has_nan), (b"-Infinity", has_inf), (b"Infinity", has_inf)):
+        if present:
+            for sep in (b":", b": "):
+                data = data.replace(sep + tok, sep + b'"' + tok + b'"')
+    return data
+
+
+def _leaves(df: pl.DataFrame) -> tuple[list[pl.Expr], list[pl.Expr]]:
+    """Flattening expressions (`a/b`) and key-count expressions for a frame of nested structs."""
+    out: list[pl.Expr] = []
+    counts: list[pl.Expr] = []
+    seen: set[str] = set()
+
+    def walk(expr: pl.Expr, name: str, dtype: pl.DataType, depth: int) -> None:
+        counts.append(expr.is_not_null().sum())
+        if isinstance(dtype, pl.Struct) and depth < 32:
+            for f in dtype.fields:
+                walk(expr.struct.field(f.name), f"{name}/{f.name}", f.dtype, depth + 1)
+        elif name not in seen:
+            seen.add(name)
+            out.append(expr.alias(name))
+
+    for name, dtype in df.schema.items():
+        if name == META and isinstance(dtype, pl.Struct):
+            counts.append(pl.col(name).is_not_null().sum())
+            continue
+        walk(pl.col(name), name, dtype, 0)
+    return out, counts
+
+
+def _meta_rows(df: pl.DataFrame) -> dict[str, Any]:
+    """Contents of the `meta` objects in a polars-read frame, flattened, later rows winning."""
+    meta: dict[str, Any] = {}
+    if META in df.columns and isinstance(df.schema[META], pl.Struct):
+        for row in df.get_column(META).drop_nulls().to_list():
+            for k, v in flatten(row or {}).items():
+                if v is not None:
+                    meta[k] = v
+    return meta
+
+
+def _fill_blank_lines(data: bytes) -> bytes:
+    """Put `{}` on blank lines: polars skips them, and row i must stay line i."""
+    body = b"{}" + data if data.startswith((b"\n", b"\r\n")) else data
+    for _ in range(2):  # two passes: replace() does not see overlapping blank lines
+        body = body.replace(b"\n\n", b"\n{}\n").replace(b"\n\r\n", b"\n{}\r\n")
+    return body
+
+
+def _all_keys_read(df: pl.DataFrame, counts: list[pl.Expr], body: bytes) -> bool:
+    """True when the frame holds every key of the piece (schema inference saw only 100 rows)."""
+    keys = sum(df.select(counts).row(0)) + _meta_key_count(df)
+    # Every key is followed by ':' (one-byte count: fast); only colons inside strings
+    # (timestamps) make the counts differ, and '":' tells those apart.
+    return keys == body.count(b":") or keys == body.count(b'":')
+
+
+def _fast(data: bytes, base: int, nl: int) -> tuple[pl.DataFrame, dict[str, Any]] | None:
+    """Read a piece (holding `nl` newlines) with polars; None if any line is malformed."""
+    nlines = nl + (0 if data.endswith(b"\n") else 1)
+    if nlines == 0 or not _braces_ok(data):
+        return None
+    body = _quote_nonfinite(data)
+    try:
+        df = pl.read_ndjson(body)
+        if df.height != nlines:
+            body = _fill_blank_lines(body)
+            df = pl.read_ndjson(body)
+            if df.height != nlines:
+                return None
+        if df.width == 0:
+            return None  # no keys at all: polars then also lets `null` lines through
+        flat, counts = _leaves(df)
+        if df.height > 100 and not _all_keys_read(df, counts, body):
+            df = pl.read_ndjson(body, infer_schema_length=None)
+            flat, _ = _leaves(df)
+        meta = _meta_rows(df)
+        out = df.select(flat) if flat else pl.DataFrame({LINE: pl.int_range(0, df.height, eager=True)})
+    except Exception:  # polars raises several types for bad input; any of them means "bisect"
+        return None
+    return out.with_columns(pl.int_range(base + 1, base + 1 + out.height, dtype=pl.Int64).alias(LINE)), meta
+
+
+def _meta_key_count(df: pl.DataFrame) -> int:
+    """Number of keys inside the meta objects (they are not columns after flattening)."""
+    if META not in df.columns or not isinstance(df.schema[META], pl.Struct):
+        return 0
+    n = 0
+
+    def walk(v: Any) -> None:
+        nonlocal n
+        if isinstance(v, dict):
+            for x in v.values():
+                if x is not None:
+                    n += 1
+                    walk(x)
+
+    for row in df.get_column(META).drop_nulls().to_list():
+        walk(row)
+    return n
+
+
+def _slow(data: bytes, base: int, bad: BadTally) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """Read a small piece line by line with json.loads (accepts NaN/Infinity)."""
+    rows: list[dict[str, Any]] = []
+    meta: dict[str, Any] = {}
+    for i, raw in enumerate(data.split(b"\n")):
+        line = raw.strip()
+        if not line:
+            continue
+        lineno = base + 1 + i
+        try:
+            obj = json.loads(line.decode("utf-8", errors="replace"))
+        except RecursionError:
+            bad.add(lineno, "JSON nested too deeply")
+            continue
+        except ValueError as e:
+            bad.add(lineno, f"invalid JSON: {e}")
+            continue
+        if not isinstance(obj, dict):
+            bad.add(lineno, f"JSON line is a {type(obj).__name__}, not an object")
+            continue
+        if isinstance(obj.get(META), dict):
+            meta.update({k: v for k, v in flatten(obj.pop(META)).items() if v is not None})
+        row: dict[str, Any] = {LINE: lineno}
+        for k, v in flatten(obj).items():
+            num = to_number(v)
+            if num is not None:
+                row[k] = num
+        rows.append(row)
+    df = pl.DataFrame(rows, infer_schema_length=None) if rows else pl.DataFrame(schema={LINE: pl.Int64})
+    return df, meta
+
+
+def _numeric(df: pl.DataFrame) -> pl.DataFrame:
+    """Keep LINE and the columns that hold numbers, as Float64, so pieces concatenate."""
+    exprs = [pl.col(LINE)]
+    for name, dtype in df.schema.items():
+        e = None if name == LINE else numeric_expr(name, dtype)
+        if e is not None:
+            exprs.append(e.alias(name))
+    return df.select(exprs)
+
+
+def _read(data: bytes, base: int, nl: int, bad: BadTally, frames: list[pl.DataFrame],
+          meta: dict[str, Any]) -> None:
+    """Fast path on the piece; on failure bisect at a line boundary, down to line-by-line leaves."""
+    got = _fast(data, base, nl)
+    if got is None:
+        mid = data.find(b"\n", len(data) // 2)
+        if nl <= LEAF_LINES or mid < 0 or mid + 1 >= len(data):
+            got = _slow(data, base, bad)
+        else:
+            left = data[: mid + 1]
+            left_nl = left.count(b"\n")
+            _read(left, base, left_nl, bad, frames, meta)
+            _read(data[mid + 1:], base + left_nl, nl - left_nl, bad, frames, meta)
+            return
+    df, m = got
+    frames.append(_numeric(df))
+    meta.update(m)
+
+
+class JsonlParser:
+    """Stateful JSONL parser for one file.
+
+    >>> p = JsonlParser(); p.feed(b'{"step": 3, "train": {"loss": NaN}}\\n').frame.columns
+    ['_step', '_line', 'train/loss']
+    """
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget position: the file was truncated or rotated."""
+        self._lines = 0
+        self._records = 0
+
+    def feed(self, data: bytes) -> Parsed:
+        """Parse a chunk of complete lines."""
+        bad = BadTally()
+        frames: list[pl.DataFrame] = []
+        meta: dict[str, Any] = {}
+        nl = data.count(b"\n")
+        if data:
+            try:
+                _read(data, self._lines, nl, bad, frames, meta)
+            except Exception as e:  # never raise on input; say why instead
+                bad.add(self._lines + 1, f"parser error: {type(e).__name__}", max(1, nl))
+                frames = []
+            self._lines += nl
+        raw = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame(schema={LINE: pl.Int64})
+        raw = _with_step(raw)
+        frame = finalize(raw, self._records)
+        self._records += frame.height
+        return parsed(frame, meta, bad)
+
+
+def _with_step(raw: pl.DataFrame) -> pl.DataFrame:
+    """Move step-like keys into STEP_COL and drop reserved names from the metrics."""
+    steps = [k for k in STEP_KEYS if k in raw.columns]
+    if steps:
+        raw = raw.with_columns(step_expr(steps).alias(STEP_COL))
+    drop = [c for c in raw.columns if (c in STEP_KEYS or c in RESERVED) and c != LINE]
+    return raw.drop(drop)

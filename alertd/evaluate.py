@@ -186,7 +186,8 @@ class Engine:
             for_steps = r.for_steps
             if isinstance(for_steps, str):
                 for_steps = int(self.var(run, r, for_steps) or 0)
-            machine += alert.transitions(f"c{i}", inst.carry, for_steps, r.for_seconds, f"m{i}_")
+            machine += alert.transitions(f"c{i}", inst.carry, for_steps, r.for_seconds, f"m{i}_",
+                                         r.keep_firing_steps)
         states = new.with_columns(machine)
         flags = [pl.col(f"m{i}_fire") | pl.col(f"m{i}_resolve") for i, _, _ in live]
         hits = states.filter(pl.any_horizontal(flags)) if flags else states.clear()

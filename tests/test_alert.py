@@ -7,14 +7,14 @@ from alertd.rules import alert
 from alertd.rules.alert import Carry
 
 
-def walk(conds, for_steps=0, for_seconds=0.0, times=None, cut=None):
+def walk(conds, for_steps=0, for_seconds=0.0, times=None, cut=None, keep=0):
     """Run the machine over conditions (True/False/None), optionally in two batches."""
     times = times or [float(i) for i in range(len(conds))]
     frame = pl.DataFrame({"c": conds, TIME: times}, schema={"c": pl.Boolean, TIME: pl.Float64})
     carry, out = Carry(), []
     parts = [frame] if cut is None else [frame.head(cut), frame.slice(cut)]
     for part in parts:
-        rows = part.with_columns(alert.transitions("c", carry, for_steps, for_seconds, "m_"))
+        rows = part.with_columns(alert.transitions("c", carry, for_steps, for_seconds, "m_", keep))
         for r in rows.iter_rows(named=True):
             out.append("F" if r["m_fire"] else "R" if r["m_resolve"] else ".")
         carry = alert.advance(carry, rows.row(-1, named=True), "m_")
@@ -38,6 +38,18 @@ def test_transitions(conds, for_steps, expected):
     assert got == expected
     for cut in range(1, len(conds)):
         assert walk(conds, for_steps, cut=cut)[0] == expected, f"cut at {cut}"
+
+
+@pytest.mark.parametrize("conds,for_steps,keep,expected", [
+    ([T, T, F, T, F, F, F, T], 2, 2, ".F....R."),   # short gaps keep it firing; 3 falses end it
+    ([T, F, F, T, T, F, F, F], 1, 2, "F......R"),
+    ([T, T, F, F, F, T, T], 2, 2, ".F..R.F"),       # a new episode needs the full hold again
+    ([T, F, N, F, N, F], 1, 2, "F....R"),           # unknown records do not count as false
+])
+def test_keep_firing_damps_flapping(conds, for_steps, keep, expected):
+    assert walk(conds, for_steps, keep=keep)[0] == expected
+    for cut in range(1, len(conds)):
+        assert walk(conds, for_steps, keep=keep, cut=cut)[0] == expected, f"cut at {cut}"
 
 
 def test_time_hold():

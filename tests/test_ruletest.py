@@ -49,8 +49,8 @@ def test_a_changed_threshold_fails_naming_the_mismatch(tmp_path):
     loss.write_text(loss.read_text().replace("chance_steps: 150", "chance_steps: 170"))
     result = alertd("test", str(pack / "tests" / "loss_test.yaml"))
     assert result.returncode == 1
-    assert "at step 249: CrossEntropyAtChance{loss=loss} in train.jsonl: expected firing, got pending" in result.stdout
-    assert "missing event: {'step': 249, 'rule': 'CrossEntropyAtChance', 'state': 'firing'}" in result.stdout
+    assert "at step 258: CrossEntropyAtChance{loss=loss} in train.jsonl: expected firing, got pending" in result.stdout
+    assert "missing event: {'step': 258, 'rule': 'CrossEntropyAtChance', 'state': 'firing'}" in result.stdout
     assert result.stdout.strip().splitlines()[-1].endswith("failed") and " 0 failed" not in result.stdout
 
 

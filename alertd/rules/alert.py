@@ -30,49 +30,66 @@ class Carry:
     since: float | None = None     # time the current streak began
     firing: bool = False
     fired_step: int | None = None  # step of the firing event of the current episode
+    falses: int = 0                # consecutive records on which the condition was false
 
     def state(self) -> str:
         return FIRING if self.firing else PENDING if self.streak else INACTIVE
 
     def to_dict(self) -> dict:
         return {"streak": self.streak, "since": self.since, "firing": self.firing,
-                "fired_step": self.fired_step}
+                "fired_step": self.fired_step, "falses": self.falses}
 
     @staticmethod
     def from_dict(d: dict) -> "Carry":
         return Carry(int(d.get("streak", 0)), d.get("since"), bool(d.get("firing", False)),
-                     d.get("fired_step"))
+                     d.get("fired_step"), int(d.get("falses", 0)))
 
 
-def transitions(cond: str, carry: Carry, for_steps: int, for_seconds: float,
-                prefix: str) -> list[pl.Expr]:
+def _run_length(hit: pl.Expr, reset: pl.Expr, carried: int) -> pl.Expr:
+    """Consecutive `hit` records, restarted by `reset` records, without grouping (O(n)):
+    the running count of hits minus its value at the last reset; null records count as neither."""
+    hits = hit.cast(pl.Int64).cum_sum()
+    base = pl.when(reset).then(hits).otherwise(None).forward_fill()
+    return pl.when(base.is_null()).then(hits + carried).otherwise(hits - base)
+
+
+def transitions(cond: str, carry: Carry, for_steps: int, for_seconds: float, prefix: str,
+                keep_firing_steps: int = 0) -> list[pl.Expr]:
     """Expressions over a batch giving, per record, `<prefix>streak`, `<prefix>since`,
-    `<prefix>ok` (firing after this record), `<prefix>fire` and `<prefix>resolve`."""
+    `<prefix>falses`, `<prefix>ok` (firing after this record), `<prefix>fire` and `<prefix>resolve`.
+
+    `keep_firing_steps` damps flapping (Prometheus' keep_firing_for): a firing alert resolves
+    only after that many false records in a row, plus one.
+    """
     need = max(for_steps, 1)
     # A null condition (a window not yet full, NaN in a comparison) is no evidence either way:
     # it neither extends a streak nor breaks it, so a NaN cannot end an episode and page again.
     t = pl.col(cond).fill_null(False)
     f = pl.col(cond).not_().fill_null(False)
-    # Consecutive-true counts without grouping (O(n), no hash over segments): the running count
-    # of true records minus its value at the last false record.
-    trues = t.cast(pl.Int64).cum_sum()
+    streak = _run_length(t, f, carry.streak)
+    falses = _run_length(f, t, carry.falses)
     in_first = f.cast(pl.Int64).cum_sum() == 0   # no false record yet: continues the carried streak
-    base = pl.when(f).then(trues).otherwise(None).forward_fill().fill_null(0)
-    local = trues - base
-    streak = pl.when(in_first).then(local + carry.streak).otherwise(local)
-    began = pl.when(t & (local == 1)).then(pl.col(TIME)).otherwise(None).forward_fill()
+    began = pl.when(t & (streak == 1)).then(pl.col(TIME)).otherwise(None).forward_fill()
     if carry.streak and carry.since is not None:
         since = pl.when(in_first).then(pl.lit(carry.since)).otherwise(began)
     else:
         since = began
-    ok = (~f & (streak >= need) & ((pl.col(TIME) - since) >= for_seconds)).fill_null(False)
+    held = (~f & (streak >= need) & ((pl.col(TIME) - since) >= for_seconds)).fill_null(False)
+    # Firing after record i: some record j <= i met the hold, and no run of enough false records
+    # ended after j. Indices instead of a loop: the last "held" record against the last "break".
+    index = pl.int_range(pl.len())
+    last_held = pl.when(held).then(index).otherwise(None).forward_fill().fill_null(-1 if carry.firing else -2)
+    breaks = f & (falses == keep_firing_steps + 1)
+    last_break = pl.when(breaks).then(index).otherwise(None).forward_fill().fill_null(-2)
+    ok = last_held > last_break
     prev_ok = ok.shift(1, fill_value=carry.firing)
     return [
         streak.alias(prefix + "streak"),
         since.alias(prefix + "since"),
+        falses.alias(prefix + "falses"),
         ok.alias(prefix + "ok"),
         (ok & ~prev_ok).alias(prefix + "fire"),
-        (f & prev_ok).alias(prefix + "resolve"),
+        (~ok & prev_ok).alias(prefix + "resolve"),
     ]
 
 
@@ -80,4 +97,5 @@ def advance(carry: Carry, last: dict, prefix: str) -> Carry:
     """The carry after a batch, from the batch's last row of `transitions` columns."""
     streak = int(last[prefix + "streak"] or 0)
     return Carry(streak=streak, since=last[prefix + "since"] if streak else None,
-                 firing=bool(last[prefix + "ok"]), fired_step=carry.fired_step)
+                 firing=bool(last[prefix + "ok"]), fired_step=carry.fired_step,
+                 falses=int(last[prefix + "falses"] or 0))

@@ -27,8 +27,8 @@ from alertd.rules.expr import ExprError, Name, Node, parse, value_node, walk
 
 SEVERITIES = ("critical", "warning", "info")
 ACTIONS = ("stop",)
-_RULE_KEYS = {"alert", "expr", "for", "for_steps", "stale", "labels", "annotations", "severity",
-              "series", "value", "action"}
+_RULE_KEYS = {"alert", "expr", "for", "for_steps", "keep_firing_for_steps", "stale", "labels",
+              "annotations", "severity", "series", "value", "action"}
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$")
 _UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
@@ -53,6 +53,7 @@ class Rule:
     value: Node | None
     for_steps: int | str       # records, or the name of a variable holding them
     for_seconds: float
+    keep_firing_steps: int     # a firing alert resolves only after this many false records (+1)
     stale_seconds: float | None
     severity: str
     labels: dict
@@ -180,6 +181,10 @@ def _rule(path: str, group: str, raw: _Map, file_vars: dict, file_series: dict,
                             "or the name of a variable in 'vars'")
         else:
             for_steps = fs
+    keep = raw.get("keep_firing_for_steps", 0)
+    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 0:
+        problems.append(f"{where('keep_firing_for_steps')}: 'keep_firing_for_steps' must be a whole number >= 0")
+        keep = 0
     if "for" in raw:
         try:
             for_seconds = parse_duration(raw["for"])
@@ -208,7 +213,8 @@ def _rule(path: str, group: str, raw: _Map, file_vars: dict, file_series: dict,
     definition.update(_series=series, _vars=file_vars)
     fingerprint = hashlib.sha256(json.dumps(definition, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return Rule(name=name, file=path, line=line, group=group, expr=str(expr_text), cond=cond,
-                value=value, for_steps=for_steps, for_seconds=for_seconds, stale_seconds=stale,
+                value=value, for_steps=for_steps, for_seconds=for_seconds, keep_firing_steps=keep,
+                stale_seconds=stale,
                 severity=severity, labels=labels, annotations=annotations, series=series,
                 vars=dict(file_vars), action=action,
                 lookback=max(lookback(cond), lookback(value)) if cond is not None else 0,

@@ -10,7 +10,8 @@ from .writers import HFLog
 
 SPEC = dict(file="b05_exploding_lr_hf.log", format="text", healthy=False,
             expect=["GradientExploding", "NonFiniteMetric"],
-            may_fire=["LossNotImproving", "LossOscillationGrowing"], onset_step=100, symptom_step=349,
+            may_fire=["LossNotImproving", "LossOscillationGrowing", "LossSpike", "LossStuckWhateverLR"],
+            onset_step=100, symptom_step=349,
             vars={"num_classes": 10},
             bug="StepLR(step_size=100, gamma=10): LR 1e-3 -> 1e-2 -> 1e-1 -> 1 -> 10; loss and "
                 "grad_norm blow up, then grad_norm is nan (HF's nan filter hides the NaN loss)")

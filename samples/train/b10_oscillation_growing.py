@@ -9,7 +9,7 @@ from .common import Classifier, GaussianMixture, accuracy, seed_all
 from .writers import LightningCSV
 
 SPEC = dict(file="b10_oscillation_growing_metrics.csv", format="csv", healthy=False,
-            expect=["LossOscillationGrowing"], may_fire=["LossNotImproving", "GradientExploding"],
+            expect=["LossOscillationGrowing"], may_fire=["LossNotImproving", "GradientExploding", "LossSpike"],
             onset_step=0, symptom_step=940, vars={"num_classes": 10},
             bug="CyclicLR(mode='exp_range', gamma=1.0025): the peak LR grows 1.28x per 100-step "
                 "cycle instead of shrinking; loss amplitude grows cycle after cycle")

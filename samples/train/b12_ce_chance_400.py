@@ -9,7 +9,7 @@ from .common import Classifier, GaussianMixture, grad_norm, seed_all
 from .writers import PrintLog
 
 SPEC = dict(file="b12_ce_chance_400.log", format="text", healthy=False,
-            expect=["CrossEntropyAtChance"], may_fire=["LossNotImproving", "LossOscillationGrowing"],
+            expect=["CrossEntropyAtChance", "LossSpike"], may_fire=["LossNotImproving", "LossOscillationGrowing"],
             onset_step=300, symptom_step=370,
             vars={"num_classes": 400},
             bug="shard 2 (from step 300) has its label column shuffled relative to the features: "

@@ -6,11 +6,15 @@ Exit codes: 0 evaluation completed (alerts or not); 1 `alertd test` found mismat
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from importlib import resources
 from pathlib import Path
 
 from alertd.record import AlertEvent
+
+
+COMMAND_MODULES = ("alertd.ruletest", "alertd.probe.commands")
 
 
 def builtin_rules() -> str:
@@ -153,12 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("rules", nargs="+", metavar="RULES")
     p.set_defaults(func=cmd_check)
 
-    for module in ("alertd.ruletest", "alertd.probe.commands"):
-        try:
-            mod = __import__(module, fromlist=["register"])
-        except ImportError:
-            continue
-        mod.register(sub)
+    # Commands that live beside the data they work on register themselves.
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(sub)
     return ap
 
 

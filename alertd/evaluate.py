@@ -26,6 +26,7 @@ from alertd.rules.rulefile import Rule, RuleSet
 from alertd.rules.select import instances, references
 
 F64 = pl.Float64
+PLOT_POINTS = 100  # records of history kept per series so a notification can show the lead-up
 
 
 @dataclass
@@ -121,7 +122,7 @@ class Engine:
                 gkey = tuple(sorted(inst.columns))
                 group = run.groups.setdefault(gkey, Group(gkey))
                 group.members.append(inst)
-                group.keep = max(group.keep, rule.lookback)
+                group.keep = max(group.keep, rule.lookback, PLOT_POINTS - 1)
 
     # -- evaluation ------------------------------------------------------------------------
     def feed(self, run_name: str, parsed: Parsed, now: float | None = None) -> list[AlertEvent]:
@@ -165,10 +166,11 @@ class Engine:
         exprs, live = [], []
         for i, inst in enumerate(group.members):
             try:
-                comp = compile_rule(inst.rule.cond, inst.rule.value, self._resolver(run, inst), inst.cum)
+                comp = compile_rule(inst.rule.cond, inst.rule.value, self._resolver(run, inst), inst.cum,
+                                    inst.rule.threshold)
             except MissingVar:
                 continue
-            exprs += [comp.cond.alias(f"c{i}"), comp.value.alias(f"v{i}")]
+            exprs += [comp.cond.alias(f"c{i}"), comp.value.alias(f"v{i}"), comp.threshold.alias(f"t{i}")]
             exprs += [e.alias(f"k{i}_{j}") for j, (_, e) in enumerate(comp.cum_inputs)]
             live.append((i, inst, [kind for kind, _ in comp.cum_inputs]))
         if not live:
@@ -179,7 +181,7 @@ class Engine:
         for i, inst, kinds in live:
             inst.cum = [_fold(kind, inst.cum[j] if j < len(inst.cum) else None,
                               computed[f"k{i}_{j}"].head(drop)) for j, kind in enumerate(kinds)]
-        new = computed.slice(tail_len)
+        new = computed.slice(tail_len).with_row_index("_row", offset=tail_len)
         machine = []
         for i, inst, _ in live:
             r = inst.rule
@@ -195,18 +197,23 @@ class Engine:
         events = []
         for row in hits.iter_rows(named=True):
             for i, inst, _ in live:
-                if row[f"m{i}_fire"]:
+                state = FIRING if row[f"m{i}_fire"] else RESOLVED if row[f"m{i}_resolve"] else None
+                if state is None:
+                    continue
+                if state == FIRING:
                     inst.carry.fired_step = row[STEP]
-                    events.append(self._event(run_name, run, inst, FIRING, row[STEP], row[f"v{i}"], now))
-                elif row[f"m{i}_resolve"]:
-                    events.append(self._event(run_name, run, inst, RESOLVED, row[STEP], row[f"v{i}"], now))
+                first = max(0, row["_row"] - PLOT_POINTS + 1)
+                window = computed.slice(first, row["_row"] - first + 1)
+                points = tuple(zip(window[STEP].to_list(), window[f"v{i}"].to_list()))
+                events.append(self._event(run_name, run, inst, state, row[STEP], row[f"v{i}"], now,
+                                          threshold=row[f"t{i}"], points=points))
         for i, inst, _ in live:
             inst.carry = alert.advance(inst.carry, last, f"m{i}_")
         group.tail = full.tail(group.keep) if group.keep else None
         return events
 
-    def _event(self, run_name: str, run: RunState, inst: Instance, state: str, step: int,
-               value, now: float, rule: Rule | None = None) -> AlertEvent:
+    def _event(self, run_name: str, run: RunState, inst: Instance | None, state: str, step: int,
+               value, now: float, rule: Rule | None = None, threshold=None, points=()) -> AlertEvent:
         rule = rule or inst.rule
         labels = {**{k: v for k, v in rule.labels.items()}, **(inst.labels if inst else {})}
         ctx = {"value": value, "step": step, "run": run_name, "rule": rule.name, "state": state,
@@ -216,7 +223,8 @@ class Engine:
                           value=None if value is None else float(value), severity=rule.severity,
                           labels=labels, summary=template.render(rule.annotations.get("summary", rule.name), ctx),
                           description=template.render(rule.annotations.get("description", ""), ctx),
-                          time=now, action=rule.action)
+                          time=now, action=rule.action, threshold=threshold,
+                          points=tuple((int(s), float(v)) for s, v in points if v is not None))
 
     # -- no-data (live only) ---------------------------------------------------------------
     def _stale_resolved(self, run_name: str, run: RunState, frame: pl.DataFrame, now: float):

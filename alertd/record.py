@@ -57,20 +57,25 @@ class AlertEvent:
     description: str = ""
     time: float = 0.0     # wall-clock seconds when the engine emitted it
     action: str | None = None  # e.g. "stop" (alertd watch)
+    threshold: float | None = None  # the limit the value was compared with, if there is one
+    points: tuple = ()         # (step, value) pairs of the series up to this event, for a plot
 
     def key(self) -> str:
         """Identity of the alert this event belongs to (run, rule, labels)."""
         labels = ",".join(f"{k}={v}" for k, v in sorted(self.labels.items()))
         return f"{self.run}|{self.rule}|{labels}"
 
-    def to_dict(self) -> dict[str, Any]:
-        value = self.value
-        if value is not None and not math.isfinite(value):
-            value = str(value)  # keep JSON strict: "nan", "inf"
+    def to_dict(self, with_points: bool = False) -> dict[str, Any]:
+        """JSON-able form; the plot points only when asked (the outbox keeps them, stdout not)."""
+        value = _finite_or_str(self.value)
         return {
             "rule": self.rule, "state": self.state, "run": self.run, "step": self.step,
             "value": value, "severity": self.severity, "labels": dict(self.labels),
             "summary": self.summary, "description": self.description, "time": self.time,
+            **({"action": self.action} if self.action else {}),
+            **({"threshold": _finite_or_str(self.threshold)} if self.threshold is not None else {}),
+            **({"points": [[s, _finite_or_str(v)] for s, v in self.points]}
+               if with_points and self.points else {}),
         }
 
     def to_json(self) -> str:
@@ -85,4 +90,13 @@ class AlertEvent:
                           value=value, severity=d.get("severity", "warning"),
                           labels=dict(d.get("labels", {})), summary=d.get("summary", ""),
                           description=d.get("description", ""), time=float(d.get("time", 0.0)),
-                          action=d.get("action"))
+                          action=d.get("action"),
+                          threshold=None if d.get("threshold") is None else float(d["threshold"]),
+                          points=tuple((int(s), float(v)) for s, v in d.get("points", [])))
+
+
+def _finite_or_str(value):
+    """Numbers for JSON; "nan"/"inf"/"-inf" as strings, so the JSON stays strict."""
+    if value is not None and not math.isfinite(value):
+        return str(value)
+    return value

@@ -84,10 +84,25 @@ def test_batch_boundaries_do_not_change_events(tmp_path_factory, cuts):
 
 
 def test_memory_is_bounded_by_the_longest_window(tmp_path):
+    from alertd.evaluate import PLOT_POINTS
     rs = ruleset(tmp_path)
     _, engine = events(rs, frame(n=2000, onset=5000, nan_at=()), list(range(0, 2000, 97)))
     run = engine.runs["run"]
-    assert max(g.tail.height for g in run.groups.values() if g.tail is not None) <= 41
+    # the longest window here is 41 records; the tail also keeps the lead-up a plot shows
+    assert max(g.tail.height for g in run.groups.values() if g.tail is not None) == max(41, PLOT_POINTS - 1)
+
+
+def test_events_carry_threshold_and_lead_up_points(tmp_path):
+    rs = ruleset(tmp_path)
+    got, engine = events(rs, frame(), [200, 301])
+    engine = Engine(rs, {"num_classes": 50})
+    out = []
+    for a, b in ((0, 305), (305, 400)):
+        out += engine.feed("run", Parsed(frame().slice(a, b - a)), now=0.0)
+    grad = [e for e in out if e.rule == "GradSmall" and e.state == "firing"][0]
+    assert grad.threshold == 0.01
+    assert grad.points[-1][0] == grad.step and len(grad.points) > 50
+    assert grad.points[0][1] == 1.0 and grad.points[-1][1] < 0.01
 
 
 def test_variables_cli_beats_meta_beats_default(tmp_path):

@@ -29,9 +29,7 @@ log = logging.getLogger(__name__)
 
 
 def _encode(seq: int, event: AlertEvent) -> str:
-    d = event.to_dict()
-    d["action"] = event.action  # AlertEvent.to_dict leaves it out; from_dict reads it back
-    return json.dumps({"seq": seq, "event": d})
+    return json.dumps({"seq": seq, "event": event.to_dict(with_points=True)})
 
 
 class Outbox:

@@ -89,6 +89,7 @@ def lookback(node: Node) -> int:
 class Compiled:
     cond: pl.Expr
     value: pl.Expr
+    threshold: pl.Expr
     cum_inputs: list[tuple[str, pl.Expr]]  # (kind, input) per cumulative node, to update carries
 
 
@@ -219,10 +220,12 @@ class _Compiler:
 
 
 def compile_rule(cond: Node, value: Node, resolve: Callable[[Name], Binding],
-                 carries: list) -> Compiled:
+                 carries: list, threshold: Node | None = None) -> Compiled:
     """Compile a condition and its reported value; raises MissingVar when a variable has no value.
 
     Carried values are indexed in compile order, which is the same on every call.
     """
     c = _Compiler(resolve, carries)
-    return Compiled(c.pred(cond), c.num(value), c.cum_inputs)
+    cond_expr, value_expr = c.pred(cond), c.num(value)
+    limit = c.num(threshold) if threshold is not None else pl.lit(None, dtype=F64)
+    return Compiled(cond_expr, value_expr, limit, c.cum_inputs)

@@ -232,3 +232,14 @@ def value_node(node: Node) -> Node:
     if isinstance(node, Call) and node.args and node.func in ("not_finite", "is_nan", "is_inf", "finite"):
         return node.args[0]
     return node
+
+
+def threshold_node(cond: Node, value: Node) -> Node | None:
+    """The other side of the comparison that tests `value` (drawn as the threshold in plots)."""
+    for n in walk(cond):
+        if isinstance(n, BinOp) and n.op in _CMP:
+            if n.left == value:
+                return n.right
+            if n.right == value:
+                return n.left
+    return None

@@ -23,7 +23,7 @@ import yaml
 
 from alertd.rules import template
 from alertd.rules.compile import check_calls, lookback
-from alertd.rules.expr import ExprError, Name, Node, parse, value_node, walk
+from alertd.rules.expr import ExprError, Name, Node, parse, threshold_node, value_node, walk
 
 SEVERITIES = ("critical", "warning", "info")
 ACTIONS = ("stop",)
@@ -51,6 +51,7 @@ class Rule:
     expr: str
     cond: Node | None          # None for a stale (no-data) rule
     value: Node | None
+    threshold: Node | None     # the comparison's other side, when the condition compares `value`
     for_steps: int | str       # records, or the name of a variable holding them
     for_seconds: float
     keep_firing_steps: int     # a firing alert resolves only after this many false records (+1)
@@ -213,7 +214,7 @@ def _rule(path: str, group: str, raw: _Map, file_vars: dict, file_series: dict,
     definition.update(_series=series, _vars=file_vars)
     fingerprint = hashlib.sha256(json.dumps(definition, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return Rule(name=name, file=path, line=line, group=group, expr=str(expr_text), cond=cond,
-                value=value, for_steps=for_steps, for_seconds=for_seconds, keep_firing_steps=keep,
+                value=value, threshold=threshold_node(cond, value) if cond is not None else None, for_steps=for_steps, for_seconds=for_seconds, keep_firing_steps=keep,
                 stale_seconds=stale,
                 severity=severity, labels=labels, annotations=annotations, series=series,
                 vars=dict(file_vars), action=action,

@@ -20,7 +20,7 @@ import polars as pl
 from alertd.record import FIRING, RESERVED, RESOLVED, STEP, TIME, AlertEvent, Parsed
 from alertd.rules import alert, template
 from alertd.rules.alert import Carry
-from alertd.rules.compile import Binding, MissingVar, compile_rule
+from alertd.rules.compile import Binding, MissingVar, Stages, compile_rule
 from alertd.rules.expr import Name
 from alertd.rules.rulefile import Rule, RuleSet
 from alertd.rules.select import instances, references
@@ -163,11 +163,11 @@ class Engine:
             return []
         tail_len = group.tail.height if group.tail is not None else 0
         full = pl.concat([group.tail, sub]) if tail_len else sub
-        exprs, live = [], []
+        exprs, live, stages = [], [], Stages()
         for i, inst in enumerate(group.members):
             try:
                 comp = compile_rule(inst.rule.cond, inst.rule.value, self._resolver(run, inst), inst.cum,
-                                    inst.rule.threshold)
+                                    inst.rule.threshold, stages)
             except MissingVar:
                 continue
             exprs += [comp.cond.alias(f"c{i}"), comp.value.alias(f"v{i}"), comp.threshold.alias(f"t{i}")]
@@ -176,21 +176,24 @@ class Engine:
         if not live:
             group.tail = full.tail(group.keep) if group.keep else None
             return []
-        computed = full.select(STEP, TIME, *exprs)
+        computed = stages.apply(full).select(STEP, TIME, *exprs)
         drop = max(full.height - group.keep, 0)
         for i, inst, kinds in live:
             inst.cum = [_fold(kind, inst.cum[j] if j < len(inst.cum) else None,
                               computed[f"k{i}_{j}"].head(drop)) for j, kind in enumerate(kinds)]
         new = computed.slice(tail_len).with_row_index("_row", offset=tail_len)
-        machine = []
+        machine: list[list[pl.Expr]] = []
         for i, inst, _ in live:
             r = inst.rule
             for_steps = r.for_steps
             if isinstance(for_steps, str):
                 for_steps = int(self.var(run, r, for_steps) or 0)
-            machine += alert.transitions(f"c{i}", inst.carry, for_steps, r.for_seconds, f"m{i}_",
+            stages_i = alert.transitions(f"c{i}", inst.carry, for_steps, r.for_seconds, f"m{i}_",
                                          r.keep_firing_steps)
-        states = new.with_columns(machine)
+            machine = [a + b for a, b in zip(machine, stages_i)] if machine else stages_i
+        states = new
+        for stage in machine:
+            states = states.with_columns(stage)
         flags = [pl.col(f"m{i}_fire") | pl.col(f"m{i}_resolve") for i, _, _ in live]
         hits = states.filter(pl.any_horizontal(flags)) if flags else states.clear()
         last = states.row(-1, named=True)

@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_LOG = HERE / "logs" / "b12_ce_chance_400.jsonl"
+DEFAULT_LOG = HERE / "logs" / "b12_ce_chance_400.log"  # labels shuffled from step 300
 
 
 def start_receiver() -> tuple[ThreadingHTTPServer, list]:
@@ -67,7 +67,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--log", type=Path, default=DEFAULT_LOG, help="sample log to replay as a live run")
     ap.add_argument("--rate", type=float, default=200.0, help="lines per second")
-    ap.add_argument("--var", action="append", default=[], help="rule variable K=V for alertd")
+    ap.add_argument("--var", action="append", default=["num_classes=400"],
+                    help="rule variable K=V for alertd (default: num_classes=400, as the sample was trained)")
     ap.add_argument("--timeout", type=float, default=50.0, help="give up after this many seconds")
     a = ap.parse_args(argv)
     if not a.log.is_file():

@@ -14,7 +14,9 @@ def walk(conds, for_steps=0, for_seconds=0.0, times=None, cut=None, keep=0):
     carry, out = Carry(), []
     parts = [frame] if cut is None else [frame.head(cut), frame.slice(cut)]
     for part in parts:
-        rows = part.with_columns(alert.transitions("c", carry, for_steps, for_seconds, "m_", keep))
+        rows = part
+        for stage in alert.transitions("c", carry, for_steps, for_seconds, "m_", keep):
+            rows = rows.with_columns(stage)
         for r in rows.iter_rows(named=True):
             out.append("F" if r["m_fire"] else "R" if r["m_resolve"] else ".")
         carry = alert.advance(carry, rows.row(-1, named=True), "m_")

@@ -45,52 +45,50 @@ class Carry:
                      d.get("fired_step"), int(d.get("falses", 0)))
 
 
-def _run_length(hit: pl.Expr, reset: pl.Expr, carried: int) -> pl.Expr:
-    """Consecutive `hit` records, restarted by `reset` records, without grouping (O(n)):
-    the running count of hits minus its value at the last reset; null records count as neither."""
-    hits = hit.cast(pl.Int64).cum_sum()
-    base = pl.when(reset).then(hits).otherwise(None).forward_fill()
-    return pl.when(base.is_null()).then(hits + carried).otherwise(hits - base)
+def _run_length(hits: str, resets: str, carried: int) -> pl.Expr:
+    """Consecutive hit records, restarted by reset records, without grouping (O(n)): the running
+    count of hits minus its value at the last reset; null records count as neither."""
+    base = pl.when(pl.col(resets)).then(pl.col(hits + "#")).otherwise(None).forward_fill()
+    return pl.when(base.is_null()).then(pl.col(hits + "#") + carried).otherwise(pl.col(hits + "#") - base)
 
 
 def transitions(cond: str, carry: Carry, for_steps: int, for_seconds: float, prefix: str,
-                keep_firing_steps: int = 0) -> list[pl.Expr]:
-    """Expressions over a batch giving, per record, `<prefix>streak`, `<prefix>since`,
-    `<prefix>falses`, `<prefix>ok` (firing after this record), `<prefix>fire` and `<prefix>resolve`.
+                keep_firing_steps: int = 0) -> list[list[pl.Expr]]:
+    """Stages of expressions (each stage reads the columns of the ones before) giving, per
+    record, `<prefix>streak`, `<prefix>since`, `<prefix>falses`, `<prefix>ok` (firing after this
+    record), `<prefix>fire` and `<prefix>resolve`.
 
     `keep_firing_steps` damps flapping (Prometheus' keep_firing_for): a firing alert resolves
     only after that many false records in a row, plus one.
     """
+    p = prefix
     need = max(for_steps, 1)
+    col = pl.col
     # A null condition (a window not yet full, NaN in a comparison) is no evidence either way:
     # it neither extends a streak nor breaks it, so a NaN cannot end an episode and page again.
-    t = pl.col(cond).fill_null(False)
-    f = pl.col(cond).not_().fill_null(False)
-    streak = _run_length(t, f, carry.streak)
-    falses = _run_length(f, t, carry.falses)
-    in_first = f.cast(pl.Int64).cum_sum() == 0   # no false record yet: continues the carried streak
-    began = pl.when(t & (streak == 1)).then(pl.col(TIME)).otherwise(None).forward_fill()
+    first = [col(cond).fill_null(False).alias(p + "t"), col(cond).not_().fill_null(False).alias(p + "f")]
+    counts = [col(p + "t").cast(pl.Int64).cum_sum().alias(p + "t#"),
+              col(p + "f").cast(pl.Int64).cum_sum().alias(p + "f#")]
+    runs = [_run_length(p + "t", p + "f", carry.streak).alias(p + "streak"),
+            _run_length(p + "f", p + "t", carry.falses).alias(p + "falses")]
+    began = pl.when(col(p + "t") & (col(p + "streak") == 1)).then(col(TIME)).otherwise(None).forward_fill()
     if carry.streak and carry.since is not None:
-        since = pl.when(in_first).then(pl.lit(carry.since)).otherwise(began)
+        since = pl.when(col(p + "f#") == 0).then(pl.lit(carry.since)).otherwise(began)
     else:
         since = began
-    held = (~f & (streak >= need) & ((pl.col(TIME) - since) >= for_seconds)).fill_null(False)
+    held_when = [since.alias(p + "since")]
+    held = (~col(p + "f") & (col(p + "streak") >= need)
+            & ((col(TIME) - col(p + "since")) >= for_seconds)).fill_null(False)
     # Firing after record i: some record j <= i met the hold, and no run of enough false records
     # ended after j. Indices instead of a loop: the last "held" record against the last "break".
     index = pl.int_range(pl.len())
     last_held = pl.when(held).then(index).otherwise(None).forward_fill().fill_null(-1 if carry.firing else -2)
-    breaks = f & (falses == keep_firing_steps + 1)
+    breaks = col(p + "f") & (col(p + "falses") == keep_firing_steps + 1)
     last_break = pl.when(breaks).then(index).otherwise(None).forward_fill().fill_null(-2)
-    ok = last_held > last_break
-    prev_ok = ok.shift(1, fill_value=carry.firing)
-    return [
-        streak.alias(prefix + "streak"),
-        since.alias(prefix + "since"),
-        falses.alias(prefix + "falses"),
-        ok.alias(prefix + "ok"),
-        (ok & ~prev_ok).alias(prefix + "fire"),
-        (~ok & prev_ok).alias(prefix + "resolve"),
-    ]
+    ok = [(last_held > last_break).alias(p + "ok")]
+    prev_ok = col(p + "ok").shift(1, fill_value=carry.firing)
+    edges = [(col(p + "ok") & ~prev_ok).alias(p + "fire"), (~col(p + "ok") & prev_ok).alias(p + "resolve")]
+    return [first, counts, runs, held_when, ok, edges]
 
 
 def advance(carry: Carry, last: dict, prefix: str) -> Carry:

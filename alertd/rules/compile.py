@@ -93,11 +93,46 @@ class Compiled:
     cum_inputs: list[tuple[str, pl.Expr]]  # (kind, input) per cumulative node, to update carries
 
 
+class Stages:
+    """Window and cumulative results computed once as columns, shared by every rule of a group.
+
+    Polars evaluates an expression tree as written: a window used three times in one rule, or by
+    three rules, would be computed three times. Each distinct one becomes a column instead, in
+    stages by nesting depth (a window of a window comes one stage later).
+    """
+
+    def __init__(self, prefix: str = "_w"):
+        self.prefix = prefix
+        self.names: dict[str, str] = {}     # expression text -> column
+        self.depth: dict[str, int] = {}     # column -> stage
+        self.exprs: dict[str, pl.Expr] = {}
+
+    def add(self, expr: pl.Expr) -> pl.Expr:
+        key = str(expr)
+        name = self.names.get(key)
+        if name is None:
+            name = self.names[key] = f"{self.prefix}{len(self.names)}"
+            inputs = [self.depth[c] for c in expr.meta.root_names() if c in self.depth]
+            self.depth[name] = 1 + max(inputs, default=0)
+            self.exprs[name] = expr.alias(name)
+        return pl.col(name)
+
+    def apply(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """The frame with every staged column added."""
+        for level in range(1, max(self.depth.values(), default=0) + 1):
+            frame = frame.with_columns(e for n, e in self.exprs.items() if self.depth[n] == level)
+        return frame
+
+
 class _Compiler:
-    def __init__(self, resolve: Callable[[Name], Binding], carries: list):
+    def __init__(self, resolve: Callable[[Name], Binding], carries: list, stages: Stages | None):
         self.resolve = resolve
         self.carries = carries
+        self.stages = stages
         self.cum_inputs: list[tuple[str, pl.Expr]] = []
+
+    def staged(self, expr: pl.Expr) -> pl.Expr:
+        return self.stages.add(expr) if self.stages is not None else expr
 
     def num(self, node: Node) -> pl.Expr:
         if isinstance(node, Num):
@@ -169,11 +204,11 @@ class _Compiler:
         if kind == "window":
             x = self.num(args[0])
             n = int(args[1].value)
-            return self.window(f, x, n, args)
+            return self.staged(self.window(f, x, n, args))
         if f == "ever":
-            return self.carried(node, "any", self.pred(args[0]))
+            return self.staged(self.carried(node, "any", self.pred(args[0])))
         if f in ("best", "peak", "first"):
-            return self.carried(node, _CUM_KIND[f], self.num(args[0]))
+            return self.staged(self.carried(node, _CUM_KIND[f], self.num(args[0])))
         if f in ("least", "greatest"):
             a, b = self.num(args[0]), self.num(args[1])
             return pl.min_horizontal(a, b) if f == "least" else pl.max_horizontal(a, b)
@@ -220,12 +255,13 @@ class _Compiler:
 
 
 def compile_rule(cond: Node, value: Node, resolve: Callable[[Name], Binding],
-                 carries: list, threshold: Node | None = None) -> Compiled:
+                 carries: list, threshold: Node | None = None, stages: Stages | None = None) -> Compiled:
     """Compile a condition and its reported value; raises MissingVar when a variable has no value.
 
-    Carried values are indexed in compile order, which is the same on every call.
+    Carried values are indexed in compile order, which is the same on every call. With
+    `stages`, windows become shared columns that `stages.apply(frame)` adds before the select.
     """
-    c = _Compiler(resolve, carries)
+    c = _Compiler(resolve, carries, stages)
     cond_expr, value_expr = c.pred(cond), c.num(value)
     limit = c.num(threshold) if threshold is not None else pl.lit(None, dtype=F64)
     return Compiled(cond_expr, value_expr, limit, c.cum_inputs)

@@ -13,6 +13,7 @@ and only the rows where an alert fires or resolves become Python objects.
 from __future__ import annotations
 
 import time as _time
+from collections import deque
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -20,13 +21,12 @@ import polars as pl
 from alertd.record import FIRING, RESERVED, RESOLVED, STEP, TIME, AlertEvent, Parsed
 from alertd.rules import alert, template
 from alertd.rules.alert import Carry
-from alertd.rules.compile import Binding, MissingVar, Stages, compile_rule
-from alertd.rules.expr import Name
+from alertd.batch import Entry, run_pass
 from alertd.rules.rulefile import Rule, RuleSet
 from alertd.rules.select import instances, references
 
 F64 = pl.Float64
-PLOT_POINTS = 100  # records of history kept per series so a notification can show the lead-up
+PLOT_POINTS = 100  # records of lead-up a notification's plot shows
 
 
 @dataclass
@@ -64,6 +64,21 @@ class RunState:
     last_step: int | None = None
     stale: dict[str, Carry] = field(default_factory=dict)
     records: int = 0
+    recent: deque = field(default_factory=deque)  # the last batches, >= PLOT_POINTS records (plots)
+
+    def remember(self, frame: pl.DataFrame) -> None:
+        """Keep the latest batches for plots, dropping whole old ones (no copying per batch)."""
+        self.recent.append(frame)
+        while len(self.recent) > 1 and sum(f.height for f in self.recent) - self.recent[0].height >= PLOT_POINTS:
+            self.recent.popleft()
+
+    def lead_up(self, column: str, step: int) -> tuple:
+        """(step, value) of a series over the PLOT_POINTS records up to `step`."""
+        frames = [f.select(STEP, pl.col(column).cast(F64)) for f in self.recent if column in f.columns]
+        if not frames:
+            return ()
+        rows = pl.concat(frames).filter((pl.col(STEP) <= step) & pl.col(column).is_not_null()).tail(PLOT_POINTS)
+        return tuple(zip(rows[STEP].to_list(), rows[column].to_list()))
 
 
 def _number(value):
@@ -96,17 +111,6 @@ class Engine:
                 return source[name]
         return rule.vars.get(name)
 
-    def _resolver(self, run: RunState, inst: Instance):
-        def resolve(node: Name) -> Binding:
-            if node.quoted:
-                return Binding("col", inst.binding[node.name])
-            if node.name == "step":
-                return Binding("step")
-            if node.name in inst.rule.vars:
-                return Binding("var", self.var(run, inst.rule, node.name))
-            return Binding("col", inst.binding[node.name])
-        return resolve
-
     # -- instances -------------------------------------------------------------------------
     def _bind_new_columns(self, run: RunState, new_columns: list[str]) -> None:
         run.columns += new_columns
@@ -122,97 +126,53 @@ class Engine:
                 gkey = tuple(sorted(inst.columns))
                 group = run.groups.setdefault(gkey, Group(gkey))
                 group.members.append(inst)
-                group.keep = max(group.keep, rule.lookback, PLOT_POINTS - 1)
+                group.keep = max(group.keep, rule.lookback)
 
     # -- evaluation ------------------------------------------------------------------------
     def feed(self, run_name: str, parsed: Parsed, now: float | None = None) -> list[AlertEvent]:
         """Evaluate a batch of records of one run; returns the events in step order."""
-        now = self.clock() if now is None else now
-        run = self.runs.setdefault(run_name, RunState())
-        for k, v in parsed.meta.items():
-            if _number(v) is not None:
-                run.meta[k] = _number(v)
-        frame = parsed.frame
-        if frame.height == 0:
-            return []
-        new_columns = [c for c in frame.columns if c not in RESERVED and c not in run.columns]
-        if new_columns or not run.records:
-            self._bind_new_columns(run, new_columns)
-        if TIME not in frame.columns:  # records carry no time of their own: they arrived now
-            frame = frame.with_columns(pl.lit(now, dtype=F64).alias(TIME))
-        events: list[AlertEvent] = []
-        for group in run.groups.values():
-            events += self._eval_group(run_name, run, group, frame, now)
-        events += self._stale_resolved(run_name, run, frame, now)
-        run.records += frame.height
-        run.last_time = now
-        run.last_step = int(frame[STEP][-1])
-        events.sort(key=lambda e: (e.step, e.state != RESOLVED, e.rule))
-        return events
+        return self.feed_many({run_name: parsed}, now)
 
-    def _eval_group(self, run_name: str, run: RunState, group: Group, frame: pl.DataFrame,
-                    now: float) -> list[AlertEvent]:
-        cols = [c for c in group.columns]
-        present = [c for c in cols if c in frame.columns]
-        if len(present) < len(cols):
-            return []  # a series of the group is absent from this whole batch
-        sub = frame.select(STEP, TIME, *[pl.col(c).cast(F64) for c in cols])
-        if any(sub[c].null_count() for c in cols):
-            sub = sub.filter(pl.all_horizontal(pl.col(c).is_not_null() for c in cols))
-        if sub.height == 0:
-            return []
-        tail_len = group.tail.height if group.tail is not None else 0
-        full = pl.concat([group.tail, sub]) if tail_len else sub
-        exprs, live, stages = [], [], Stages()
-        for i, inst in enumerate(group.members):
-            try:
-                comp = compile_rule(inst.rule.cond, inst.rule.value, self._resolver(run, inst), inst.cum,
-                                    inst.rule.threshold, stages)
-            except MissingVar:
+    def feed_many(self, batches: dict[str, Parsed], now: float | None = None) -> list[AlertEvent]:
+        """Evaluate new records of any number of runs in one pass per set of series."""
+        now = self.clock() if now is None else now
+        work: dict[tuple, list[tuple[str, Entry]]] = {}
+        events: list[AlertEvent] = []
+        for run_name, parsed in batches.items():
+            run = self.runs.setdefault(run_name, RunState())
+            for k, v in parsed.meta.items():
+                if _number(v) is not None:
+                    run.meta[k] = _number(v)
+            frame = parsed.frame
+            if frame.height == 0:
                 continue
-            exprs += [comp.cond.alias(f"c{i}"), comp.value.alias(f"v{i}"), comp.threshold.alias(f"t{i}")]
-            exprs += [e.alias(f"k{i}_{j}") for j, (_, e) in enumerate(comp.cum_inputs)]
-            live.append((i, inst, [kind for kind, _ in comp.cum_inputs]))
-        if not live:
-            group.tail = full.tail(group.keep) if group.keep else None
-            return []
-        computed = stages.apply(full).select(STEP, TIME, *exprs)
-        drop = max(full.height - group.keep, 0)
-        for i, inst, kinds in live:
-            inst.cum = [_fold(kind, inst.cum[j] if j < len(inst.cum) else None,
-                              computed[f"k{i}_{j}"].head(drop)) for j, kind in enumerate(kinds)]
-        new = computed.slice(tail_len).with_row_index("_row", offset=tail_len)
-        machine: list[list[pl.Expr]] = []
-        for i, inst, _ in live:
-            r = inst.rule
-            for_steps = r.for_steps
-            if isinstance(for_steps, str):
-                for_steps = int(self.var(run, r, for_steps) or 0)
-            stages_i = alert.transitions(f"c{i}", inst.carry, for_steps, r.for_seconds, f"m{i}_",
-                                         r.keep_firing_steps)
-            machine = [a + b for a, b in zip(machine, stages_i)] if machine else stages_i
-        states = new
-        for stage in machine:
-            states = states.with_columns(stage)
-        flags = [pl.col(f"m{i}_fire") | pl.col(f"m{i}_resolve") for i, _, _ in live]
-        hits = states.filter(pl.any_horizontal(flags)) if flags else states.clear()
-        last = states.row(-1, named=True)
-        events = []
-        for row in hits.iter_rows(named=True):
-            for i, inst, _ in live:
-                state = FIRING if row[f"m{i}_fire"] else RESOLVED if row[f"m{i}_resolve"] else None
-                if state is None:
-                    continue
-                if state == FIRING:
-                    inst.carry.fired_step = row[STEP]
-                first = max(0, row["_row"] - PLOT_POINTS + 1)
-                window = computed.slice(first, row["_row"] - first + 1)
-                points = tuple(zip(window[STEP].to_list(), window[f"v{i}"].to_list()))
-                events.append(self._event(run_name, run, inst, state, row[STEP], row[f"v{i}"], now,
-                                          threshold=row[f"t{i}"], points=points))
-        for i, inst, _ in live:
-            inst.carry = alert.advance(inst.carry, last, f"m{i}_")
-        group.tail = full.tail(group.keep) if group.keep else None
+            new_columns = [c for c in frame.columns if c not in RESERVED and c not in run.columns]
+            if new_columns or not run.records:
+                self._bind_new_columns(run, new_columns)
+            if TIME not in frame.columns:  # records carry no time of their own: they arrived now
+                frame = frame.with_columns(pl.lit(now, dtype=F64).alias(TIME))
+            for gkey, group in run.groups.items():
+                rows = _rows(group.columns, frame)
+                if rows is not None:
+                    work.setdefault(gkey, []).append((run_name, Entry(run, group, rows)))
+            events += self._stale_resolved(run_name, run, frame, now)
+            run.remember(frame)
+            run.records += frame.height
+            run.last_time = now
+            run.last_step = int(frame[STEP][-1])
+        for gkey, named in work.items():
+            names, entries = [n for n, _ in named], [e for _, e in named]
+            classes = [(i.rule.name, tuple(sorted(i.binding.items()))) for i in entries[0].group.members]
+            for hit in run_pass(entries, classes, self):
+                run = entries[hit.entry].run
+                inst = run.instances[classes[hit.cls]]
+                if hit.state == FIRING:
+                    inst.carry.fired_step = hit.step
+                primary = next(iter(inst.binding.values()), None)
+                points = run.lead_up(primary, hit.step) if primary else ()
+                events.append(self._event(names[hit.entry], run, inst, hit.state, hit.step, hit.value,
+                                          now, threshold=hit.threshold, points=points))
+        events.sort(key=lambda e: (e.run, e.step, e.state != RESOLVED, e.rule))
         return events
 
     def _event(self, run_name: str, run: RunState, inst: Instance | None, state: str, step: int,
@@ -278,22 +238,11 @@ class Engine:
         return out
 
 
-def _fold(kind: str, carry, values: pl.Series):
-    """Fold the values leaving the window into a cumulative function's carried value."""
-    if values.len() == 0:
-        return carry
-    if kind == "any":
-        now = bool(values.fill_null(False).any())
-        return now or bool(carry)
-    if kind == "first":
-        if carry is not None:
-            return carry
-        clean = values.fill_nan(None).drop_nulls()
-        return clean[0] if clean.len() else None
-    clean = values.fill_nan(None).drop_nulls()
-    if clean.len() == 0:
-        return carry
-    agg = clean.min() if kind == "min" else clean.max()
-    if carry is None:
-        return agg
-    return min(carry, agg) if kind == "min" else max(carry, agg)
+def _rows(columns: tuple[str, ...], frame: pl.DataFrame) -> pl.DataFrame | None:
+    """The records of a batch on which every series of a group has a value, or None."""
+    if not all(c in frame.columns for c in columns):
+        return None  # a series of the group is absent from this whole batch
+    rows = frame.select(STEP, TIME, *[pl.col(c).cast(F64) for c in columns])
+    if any(rows[c].null_count() for c in columns):
+        rows = rows.filter(pl.all_horizontal(pl.col(c).is_not_null() for c in columns))
+    return rows if rows.height else None

@@ -14,8 +14,8 @@ def walk(conds, for_steps=0, for_seconds=0.0, times=None, cut=None, keep=0):
     carry, out = Carry(), []
     parts = [frame] if cut is None else [frame.head(cut), frame.slice(cut)]
     for part in parts:
-        rows = part
-        for stage in alert.transitions("c", carry, for_steps, for_seconds, "m_", keep):
+        rows = part.with_columns(**{k: pl.lit(v) for k, v in alert.carry_row(carry, for_steps, "m_").items()})
+        for stage in alert.transitions("c", "m_", for_seconds, keep):
             rows = rows.with_columns(stage)
         for r in rows.iter_rows(named=True):
             out.append("F" if r["m_fire"] else "R" if r["m_resolve"] else ".")

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from alertd.record import TIME
+from alertd.rules.compile import RUN
 
 INACTIVE, PENDING, FIRING = "inactive", "pending", "firing"
 
@@ -45,50 +46,60 @@ class Carry:
                      d.get("fired_step"), int(d.get("falses", 0)))
 
 
-def _run_length(hits: str, resets: str, carried: int) -> pl.Expr:
-    """Consecutive hit records, restarted by reset records, without grouping (O(n)): the running
-    count of hits minus its value at the last reset; null records count as neither."""
-    base = pl.when(pl.col(resets)).then(pl.col(hits + "#")).otherwise(None).forward_fill()
-    return pl.when(base.is_null()).then(pl.col(hits + "#") + carried).otherwise(pl.col(hits + "#") - base)
+CARRY_COLUMNS = ("cs", "cf", "cfire", "csince", "need")  # per-row carried state, see carry_row()
 
 
-def transitions(cond: str, carry: Carry, for_steps: int, for_seconds: float, prefix: str,
-                keep_firing_steps: int = 0) -> list[list[pl.Expr]]:
+def carry_row(carry: Carry, need: int, prefix: str) -> dict:
+    """The carried state of one instance as the per-row columns `transitions` reads."""
+    return {prefix + "cs": carry.streak, prefix + "cf": carry.falses, prefix + "cfire": carry.firing,
+            prefix + "csince": carry.since if carry.streak else None, prefix + "need": max(need, 1)}
+
+
+def transitions(cond: str, prefix: str, for_seconds: float, keep_firing_steps: int = 0,
+                per_run: bool = False) -> list[list[pl.Expr]]:
     """Stages of expressions (each stage reads the columns of the ones before) giving, per
     record, `<prefix>streak`, `<prefix>since`, `<prefix>falses`, `<prefix>ok` (firing after this
-    record), `<prefix>fire` and `<prefix>resolve`.
+    record), `<prefix>fire` and `<prefix>resolve`. The state carried in from earlier batches is
+    read from the columns of `carry_row` (one value per run); with `per_run`, every
+    order-dependent operation runs per run, so one frame can hold the records of many runs.
 
     `keep_firing_steps` damps flapping (Prometheus' keep_firing_for): a firing alert resolves
     only after that many false records in a row, plus one.
     """
-    p = prefix
-    need = max(for_steps, 1)
-    col = pl.col
+    p, col = prefix, pl.col
+
+    def ov(e: pl.Expr) -> pl.Expr:
+        return e.over(RUN) if per_run else e
+
+    def run_length(hits: str, resets: str, carried: str) -> pl.Expr:
+        # Consecutive hit records, restarted by resets, without grouping (O(n)): the running count
+        # of hits minus its value at the last reset; null records count as neither.
+        base = ov(pl.when(col(resets)).then(col(hits + "#")).otherwise(None).forward_fill())
+        return pl.when(base.is_null()).then(col(hits + "#") + col(carried)).otherwise(col(hits + "#") - base)
+
     # A null condition (a window not yet full, NaN in a comparison) is no evidence either way:
     # it neither extends a streak nor breaks it, so a NaN cannot end an episode and page again.
     first = [col(cond).fill_null(False).alias(p + "t"), col(cond).not_().fill_null(False).alias(p + "f")]
-    counts = [col(p + "t").cast(pl.Int64).cum_sum().alias(p + "t#"),
-              col(p + "f").cast(pl.Int64).cum_sum().alias(p + "f#")]
-    runs = [_run_length(p + "t", p + "f", carry.streak).alias(p + "streak"),
-            _run_length(p + "f", p + "t", carry.falses).alias(p + "falses")]
-    began = pl.when(col(p + "t") & (col(p + "streak") == 1)).then(col(TIME)).otherwise(None).forward_fill()
-    if carry.streak and carry.since is not None:
-        since = pl.when(col(p + "f#") == 0).then(pl.lit(carry.since)).otherwise(began)
-    else:
-        since = began
-    held_when = [since.alias(p + "since")]
-    held = (~col(p + "f") & (col(p + "streak") >= need)
+    counts = [ov(col(p + "t").cast(pl.Int64).cum_sum()).alias(p + "t#"),
+              ov(col(p + "f").cast(pl.Int64).cum_sum()).alias(p + "f#")]
+    runs = [run_length(p + "t", p + "f", p + "cs").alias(p + "streak"),
+            run_length(p + "f", p + "t", p + "cf").alias(p + "falses")]
+    began = ov(pl.when(col(p + "t") & (col(p + "streak") == 1)).then(col(TIME)).otherwise(None).forward_fill())
+    since = [pl.when((col(p + "f#") == 0) & (col(p + "cs") > 0)).then(col(p + "csince"))
+             .otherwise(began).alias(p + "since")]
+    held = (~col(p + "f") & (col(p + "streak") >= col(p + "need"))
             & ((col(TIME) - col(p + "since")) >= for_seconds)).fill_null(False)
     # Firing after record i: some record j <= i met the hold, and no run of enough false records
     # ended after j. Indices instead of a loop: the last "held" record against the last "break".
-    index = pl.int_range(pl.len())
-    last_held = pl.when(held).then(index).otherwise(None).forward_fill().fill_null(-1 if carry.firing else -2)
+    index = ov(pl.int_range(pl.len()))
+    before = pl.when(col(p + "cfire")).then(-1).otherwise(-2)
+    last_held = ov(pl.when(held).then(index).otherwise(None).forward_fill()).fill_null(before)
     breaks = col(p + "f") & (col(p + "falses") == keep_firing_steps + 1)
-    last_break = pl.when(breaks).then(index).otherwise(None).forward_fill().fill_null(-2)
+    last_break = ov(pl.when(breaks).then(index).otherwise(None).forward_fill()).fill_null(-2)
     ok = [(last_held > last_break).alias(p + "ok")]
-    prev_ok = col(p + "ok").shift(1, fill_value=carry.firing)
+    prev_ok = ov(col(p + "ok").shift(1)).fill_null(col(p + "cfire"))
     edges = [(col(p + "ok") & ~prev_ok).alias(p + "fire"), (~col(p + "ok") & prev_ok).alias(p + "resolve")]
-    return [first, counts, runs, held_when, ok, edges]
+    return [first, counts, runs, since, ok, edges]
 
 
 def advance(carry: Carry, last: dict, prefix: str) -> Carry:

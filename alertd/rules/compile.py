@@ -13,7 +13,6 @@ from typing import Callable
 
 import polars as pl
 
-from alertd.record import STEP
 from alertd.rules.expr import BinOp, Call, Name, Neg, Node, Not, Num, walk
 
 F64 = pl.Float64
@@ -32,17 +31,10 @@ FUNCTIONS: dict[str, tuple[int, int, str]] = {
     "best": (1, 1, "cumulative"), "peak": (1, 1, "cumulative"), "ever": (1, 1, "cumulative"),
     "first": (1, 1, "cumulative"),
 }
-_CUM_KIND = {"best": "min", "peak": "max", "ever": "any", "first": "first", "no_improve": "min"}
+_CUM_KIND = {"best": "min", "peak": "max", "first": "first"}
 
 
-class MissingVar(LookupError):
-    """A variable the rule needs has no value for this run: the rule stays inactive."""
-
-
-@dataclass(frozen=True)
-class Binding:
-    kind: str            # "step", "var" or "col"
-    value: object = None  # the variable's value, or the column name
+RUN = "_run"  # the run a row belongs to, when one frame holds the records of many runs
 
 
 def check_calls(node: Node) -> list[str]:
@@ -125,27 +117,25 @@ class Stages:
 
 
 class _Compiler:
-    def __init__(self, resolve: Callable[[Name], Binding], carries: list, stages: Stages | None):
+    def __init__(self, resolve: Callable[[Name], pl.Expr], carry_prefix: str, stages: Stages | None,
+                 per_run: bool):
         self.resolve = resolve
-        self.carries = carries
+        self.carry_prefix = carry_prefix
         self.stages = stages
+        self.per_run = per_run
         self.cum_inputs: list[tuple[str, pl.Expr]] = []
 
     def staged(self, expr: pl.Expr) -> pl.Expr:
+        """A window's result: per run when the frame holds several, computed once when staged."""
+        if self.per_run:
+            expr = expr.over(RUN)
         return self.stages.add(expr) if self.stages is not None else expr
 
     def num(self, node: Node) -> pl.Expr:
         if isinstance(node, Num):
             return pl.lit(node.value, dtype=F64)
         if isinstance(node, Name):
-            b = self.resolve(node)
-            if b.kind == "step":
-                return pl.col(STEP).cast(F64)
-            if b.kind == "var":
-                if b.value is None:
-                    raise MissingVar(node.name)
-                return pl.lit(float(b.value), dtype=F64)
-            return pl.col(b.value).cast(F64)
+            return self.resolve(node)
         if isinstance(node, Neg):
             return -self.num(node.arg)
         if isinstance(node, BinOp):
@@ -177,26 +167,20 @@ class _Compiler:
             return self.call(node).cast(pl.Boolean)
         return self.num(node) != 0  # a number used as a condition: non-zero is true
 
-    def carried(self, call: Call, kind: str, inner: pl.Expr) -> pl.Expr:
-        """Running min/max/any over the whole series, seeded with what left the window."""
-        index = len(self.cum_inputs)
+    def carried(self, kind: str, inner: pl.Expr) -> pl.Expr:
+        """Running min/max/any/first over the whole series: what is in the frame, combined with a
+        per-row column carrying the value over the records that have left the window."""
+        carry = pl.col(f"{self.carry_prefix}{len(self.cum_inputs)}")
         self.cum_inputs.append((kind, inner))
-        carry = self.carries[index] if index < len(self.carries) else None
         if kind == "any":
-            running = inner.fill_null(False).cum_max()
-            return running | bool(carry) if carry is not None else running
+            return inner.fill_null(False).cum_max() | carry.cast(pl.Boolean).fill_null(False)
+        clean = inner.fill_nan(None)
         if kind == "first":
-            if carry is not None:
-                return pl.lit(float(carry), dtype=F64)
-            clean = inner.fill_nan(None)
             seen = clean.is_not_null().cum_sum() > 0
-            return pl.when(seen).then(clean.drop_nulls().first()).otherwise(None)
-        running = inner.fill_nan(None).cum_min() if kind == "min" else inner.fill_nan(None).cum_max()
-        running = running.forward_fill()
-        if carry is None:
-            return running
-        seed = pl.lit(float(carry), dtype=F64)
-        return pl.min_horizontal(seed, running) if kind == "min" else pl.max_horizontal(seed, running)
+            return pl.when(carry.is_not_null()).then(carry) \
+                .otherwise(pl.when(seen).then(clean.drop_nulls().first()).otherwise(None))
+        running = (clean.cum_min() if kind == "min" else clean.cum_max()).forward_fill()
+        return pl.min_horizontal(carry, running) if kind == "min" else pl.max_horizontal(carry, running)
 
     def call(self, node: Call) -> pl.Expr:
         f, args = node.func, node.args
@@ -206,9 +190,9 @@ class _Compiler:
             n = int(args[1].value)
             return self.staged(self.window(f, x, n, args))
         if f == "ever":
-            return self.staged(self.carried(node, "any", self.pred(args[0])))
+            return self.staged(self.carried("any", self.pred(args[0])))
         if f in ("best", "peak", "first"):
-            return self.staged(self.carried(node, _CUM_KIND[f], self.num(args[0])))
+            return self.staged(self.carried(_CUM_KIND[f], self.num(args[0])))
         if f in ("least", "greatest"):
             a, b = self.num(args[0]), self.num(args[1])
             return pl.min_horizontal(a, b) if f == "least" else pl.max_horizontal(a, b)
@@ -248,20 +232,24 @@ class _Compiler:
             # pct% below the best of everything before the window (lower is better).
             pct = self.num(args[2]) if len(args) == 3 else pl.lit(0.0, dtype=F64)
             clean = x.fill_nan(None)
-            best_before = self.carried(Call("no_improve", ()), "min", clean).shift(n)
+            best_before = self.carried("min", clean).shift(n)
             recent = clean.rolling_min(window_size=n, min_samples=n)
             return recent > best_before - best_before.abs() * pct / 100.0
         raise TypeError(f)
 
 
-def compile_rule(cond: Node, value: Node, resolve: Callable[[Name], Binding],
-                 carries: list, threshold: Node | None = None, stages: Stages | None = None) -> Compiled:
-    """Compile a condition and its reported value; raises MissingVar when a variable has no value.
+def compile_rule(cond: Node, value: Node, resolve: Callable[[Name], pl.Expr], carry_prefix: str,
+                 threshold: Node | None = None, stages: Stages | None = None,
+                 per_run: bool = False) -> Compiled:
+    """Compile a condition, its reported value and its threshold.
 
-    Carried values are indexed in compile order, which is the same on every call. With
-    `stages`, windows become shared columns that `stages.apply(frame)` adds before the select.
+    `resolve` turns a name into an expression (a column, a variable's column, the step).
+    Cumulative functions read their carried values from columns `<carry_prefix><i>`, i in compile
+    order (the same on every call). With `stages`, windows become shared columns that
+    `stages.apply(frame)` adds before the select; with `per_run`, order-dependent operations are
+    evaluated per run (`.over("_run")`).
     """
-    c = _Compiler(resolve, carries, stages)
+    c = _Compiler(resolve, carry_prefix, stages, per_run)
     cond_expr, value_expr = c.pred(cond), c.num(value)
     limit = c.num(threshold) if threshold is not None else pl.lit(None, dtype=F64)
     return Compiled(cond_expr, value_expr, limit, c.cum_inputs)

@@ -1,0 +1,160 @@
+"""One vectorised pass over the new records of many runs that share a set of series.
+
+The daemon may follow hundreds of runs that each bring a few records per wake-up; evaluating
+them one run at a time would cost a handful of polars calls per run. Instead the records of
+every run with new data (each after its own tail of earlier records) are stacked into one frame
+with a `_run` column, each rule class (a rule bound to these series) is compiled once, per-run
+values (variables, carried state) come in as columns joined on `_run`, and every
+order-dependent operation runs `.over("_run")`. With a single run (replay) nothing is grouped.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from alertd.record import STEP, TIME
+from alertd.rules import alert
+from alertd.rules.compile import RUN, Stages, compile_rule
+from alertd.rules.expr import Name
+
+F64 = pl.Float64
+_AGG = {"min": lambda c: c.fill_nan(None).min(), "max": lambda c: c.fill_nan(None).max(),
+        "any": lambda c: c.fill_null(False).any(), "first": lambda c: c.fill_nan(None).drop_nulls().first()}
+
+
+@dataclass
+class Entry:
+    """One run's part of a pass: its state objects and the new rows for this set of series."""
+
+    run: object        # evaluate.RunState
+    group: object      # evaluate.Group
+    rows: pl.DataFrame
+
+
+@dataclass
+class Hit:
+    """A transition found by the pass, for the engine to turn into an event."""
+
+    entry: int
+    cls: int
+    state: str         # "firing" or "resolved"
+    step: int
+    value: float | None
+    threshold: float | None
+
+
+def _resolver(cls: int, binding: dict[str, str], var_names: set[str]):
+    def resolve(node: Name) -> pl.Expr:
+        if not node.quoted and node.name == "step":
+            return pl.col(STEP).cast(F64)
+        if not node.quoted and node.name in var_names:
+            return pl.col(f"_v{cls}:{node.name}")
+        return pl.col(binding[node.name]).cast(F64)
+    return resolve
+
+
+def run_pass(entries: list[Entry], classes: list[tuple], engine) -> list[Hit]:
+    """Evaluate every class over every entry's new rows; update carries, cumulative values and
+    tails; return the transitions. `classes` are instance keys (rule name, binding)."""
+    per_run = len(entries) > 1
+    template = entries[0].run.instances
+    rules = [template[k].rule for k in classes]
+    stages, exprs, cum_kinds = Stages(), [], []
+    for c, key in enumerate(classes):
+        rule = rules[c]
+        comp = compile_rule(rule.cond, rule.value, _resolver(c, template[key].binding, set(rule.vars)),
+                            f"_k{c}_", rule.threshold, stages, per_run)
+        exprs += [comp.cond.alias(f"c{c}"), comp.value.alias(f"v{c}"), comp.threshold.alias(f"t{c}")]
+        exprs += [e.alias(f"k{c}_{j}") for j, (_, e) in enumerate(comp.cum_inputs)]
+        cum_kinds.append([kind for kind, _ in comp.cum_inputs])
+
+    frames, params, schema = [], [], {RUN: pl.Int32, "_drop": pl.Int64}
+    for r, e in enumerate(entries):
+        tail = e.group.tail
+        full = pl.concat([tail, e.rows], rechunk=False) if tail is not None and tail.height else e.rows
+        e.group.tail = full.tail(e.group.keep) if e.group.keep else None
+        start = full.height - e.rows.height
+        frames.append(full.with_columns(pl.lit(r, dtype=pl.Int32).alias(RUN),
+                                        pl.int_range(pl.len(), dtype=pl.Int64).alias("_i"),
+                                        (pl.int_range(pl.len()) >= start).alias("_new")))
+        row = {RUN: r, "_drop": max(full.height - e.group.keep, 0)}
+        for c, key in enumerate(classes):
+            inst, rule = e.run.instances[key], rules[c]
+            for name in rule.vars:
+                row[f"_v{c}:{name}"] = engine.var(e.run, rule, name)
+                schema[f"_v{c}:{name}"] = F64
+            for j, kind in enumerate(cum_kinds[c]):
+                row[f"_k{c}_{j}"] = inst.cum[j] if j < len(inst.cum) else None
+                schema[f"_k{c}_{j}"] = pl.Boolean if kind == "any" else F64
+            need = rule.for_steps if isinstance(rule.for_steps, int) else int(engine.var(e.run, rule, rule.for_steps) or 0)
+            row.update(alert.carry_row(inst.carry, need, f"m{c}_"))
+            schema.update({f"m{c}_cs": pl.Int64, f"m{c}_cf": pl.Int64, f"m{c}_cfire": pl.Boolean,
+                           f"m{c}_csince": F64, f"m{c}_need": pl.Int64})
+        params.append(row)
+    big = pl.concat(frames, rechunk=False).join(pl.DataFrame(params, schema=schema), on=RUN, how="left",
+                                 maintain_order="left")
+    computed = stages.apply(big).with_columns(exprs)
+    _fold_cumulative(computed, entries, classes, cum_kinds)
+
+    new = computed.filter(pl.col("_new"))
+    # Most alerts are quiet: no true record and nothing carried means no transition, so the
+    # state machine runs only for the classes that can change in some run.
+    any_true = new.select(pl.col(f"c{c}").fill_null(False).any() for c in range(len(classes))).row(0)
+    live = [c for c in range(len(classes))
+            if any_true[c] or any(e.run.instances[classes[c]].carry.streak
+                                  or e.run.instances[classes[c]].carry.firing for e in entries)]
+    if not live:
+        return []
+    machine: list[list[pl.Expr]] = []
+    for c in live:
+        rule = rules[c]
+        stages_c = alert.transitions(f"c{c}", f"m{c}_", rule.for_seconds, rule.keep_firing_steps, per_run)
+        machine = [a + b for a, b in zip(machine, stages_c)] if machine else stages_c
+    states = new
+    for stage in machine:
+        states = states.with_columns(stage)
+    hits = _hits(states, live)
+    last = states.group_by(RUN, maintain_order=True).last() if per_run else states.tail(1)
+    for row in last.iter_rows(named=True):
+        e = entries[row[RUN]]
+        for c in live:
+            inst = e.run.instances[classes[c]]
+            inst.carry = alert.advance(inst.carry, row, f"m{c}_")
+    return hits
+
+
+def _fold_cumulative(computed: pl.DataFrame, entries: list[Entry], classes: list, cum_kinds: list) -> None:
+    """Fold the values of records leaving the tails into the carried cumulative values."""
+    cols = [(c, j, kind) for c, kinds in enumerate(cum_kinds) for j, kind in enumerate(kinds)]
+    if not cols:
+        return
+    leaving = computed.filter(pl.col("_i") < pl.col("_drop"))
+    if leaving.height == 0:
+        return
+    aggs = leaving.group_by(RUN).agg(_AGG[kind](pl.col(f"k{c}_{j}")).alias(f"k{c}_{j}") for c, j, kind in cols)
+    for row in aggs.iter_rows(named=True):
+        e = entries[row[RUN]]
+        for c, j, kind in cols:
+            inst = e.run.instances[classes[c]]
+            inst.cum += [None] * (j + 1 - len(inst.cum))
+            inst.cum[j] = _combine(kind, inst.cum[j], row[f"k{c}_{j}"])
+
+
+def _combine(kind: str, carry, value):
+    if value is None:
+        return carry
+    if carry is None:
+        return value
+    return {"min": min, "max": max, "any": lambda a, b: bool(a or b), "first": lambda a, b: a}[kind](carry, value)
+
+
+def _hits(states: pl.DataFrame, live: list[int]) -> list[Hit]:
+    flags = [pl.col(f"m{c}_fire") | pl.col(f"m{c}_resolve") for c in live]
+    out = []
+    for row in states.filter(pl.any_horizontal(flags)).iter_rows(named=True):
+        for c in live:
+            state = "firing" if row[f"m{c}_fire"] else "resolved" if row[f"m{c}_resolve"] else None
+            if state is not None:
+                out.append(Hit(row[RUN], c, state, row[STEP], row[f"v{c}"], row[f"t{c}"]))
+    return out

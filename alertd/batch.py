@@ -25,11 +25,10 @@ _AGG = {"min": lambda c: c.fill_nan(None).min(), "max": lambda c: c.fill_nan(Non
 
 @dataclass
 class Entry:
-    """One run's part of a pass: its state objects and the new rows for this set of series."""
+    """One run's part of a pass: its state objects (evaluate.RunState, evaluate.Group)."""
 
-    run: object        # evaluate.RunState
-    group: object      # evaluate.Group
-    rows: pl.DataFrame
+    run: object
+    group: object
 
 
 @dataclass
@@ -54,11 +53,13 @@ def _resolver(cls: int, binding: dict[str, str], var_names: set[str]):
     return resolve
 
 
-def run_pass(entries: list[Entry], classes: list[tuple], engine) -> list[Hit]:
-    """Evaluate every class over every entry's new rows; update carries, cumulative values and
-    tails; return the transitions. `classes` are instance keys (rule name, binding)."""
+def run_pass(rows: pl.DataFrame, entries: dict[int, Entry], classes: list[tuple], engine) -> list[Hit]:
+    """Evaluate every class over the new `rows` (of the runs in `entries`, keyed by `_run`), each
+    after its run's tail; update carries, cumulative values and tails; return the transitions.
+    `classes` are instance keys (rule name, binding), the same for every run of the group."""
     per_run = len(entries) > 1
-    template = entries[0].run.instances
+    first = next(iter(entries.values()))
+    template, keep = first.run.instances, first.group.keep
     rules = [template[k].rule for k in classes]
     stages, exprs, cum_kinds = Stages(), [], []
     for c, key in enumerate(classes):
@@ -69,33 +70,26 @@ def run_pass(entries: list[Entry], classes: list[tuple], engine) -> list[Hit]:
         exprs += [e.alias(f"k{c}_{j}") for j, (_, e) in enumerate(comp.cum_inputs)]
         cum_kinds.append([kind for kind, _ in comp.cum_inputs])
 
-    frames, params, schema = [], [], {RUN: pl.Int32, "_drop": pl.Int64}
-    for r, e in enumerate(entries):
-        tail = e.group.tail
-        full = pl.concat([tail, e.rows], rechunk=False) if tail is not None and tail.height else e.rows
-        e.group.tail = full.tail(e.group.keep) if e.group.keep else None
-        start = full.height - e.rows.height
-        frames.append(full.with_columns(pl.lit(r, dtype=pl.Int32).alias(RUN),
-                                        pl.int_range(pl.len(), dtype=pl.Int64).alias("_i"),
-                                        (pl.int_range(pl.len()) >= start).alias("_new")))
-        row = {RUN: r, "_drop": max(full.height - e.group.keep, 0)}
-        for c, key in enumerate(classes):
-            inst, rule = e.run.instances[key], rules[c]
-            for name in rule.vars:
-                row[f"_v{c}:{name}"] = engine.var(e.run, rule, name)
-                schema[f"_v{c}:{name}"] = F64
-            for j, kind in enumerate(cum_kinds[c]):
-                row[f"_k{c}_{j}"] = inst.cum[j] if j < len(inst.cum) else None
-                schema[f"_k{c}_{j}"] = pl.Boolean if kind == "any" else F64
-            need = rule.for_steps if isinstance(rule.for_steps, int) else int(engine.var(e.run, rule, rule.for_steps) or 0)
-            row.update(alert.carry_row(inst.carry, need, f"m{c}_"))
-            schema.update({f"m{c}_cs": pl.Int64, f"m{c}_cf": pl.Int64, f"m{c}_cfire": pl.Boolean,
-                           f"m{c}_csince": F64, f"m{c}_need": pl.Int64})
-        params.append(row)
-    big = pl.concat(frames, rechunk=False).join(pl.DataFrame(params, schema=schema), on=RUN, how="left",
-                                 maintain_order="left")
+    shape = rows.columns + ["_new"]
+    tails = [_tail(rid, e.group.tail, shape) for rid, e in entries.items() if e.group.tail is not None]
+    full = pl.concat(tails + [rows.with_columns(pl.lit(True).alias("_new"))], how="vertical_relaxed")
+    if per_run:  # stable: each run's tail stays before its new rows
+        full = full.sort(RUN, maintain_order=True)
+    index = pl.int_range(pl.len(), dtype=pl.Int64)
+    length = pl.len()
+    full = full.with_columns((index.over(RUN) if per_run else index).alias("_i"),
+                             (length.over(RUN) if per_run else length).cast(pl.Int64).alias("_n"))
+    if keep:
+        kept = full.filter(pl.col("_i") >= pl.col("_n") - keep).drop("_i", "_n").with_columns(pl.lit(False).alias("_new"))
+        if per_run:
+            for part in kept.partition_by(RUN, maintain_order=True):
+                entries[part[RUN][0]].group.tail = part
+        else:
+            first.group.tail = kept
+    params = _params(entries, classes, rules, cum_kinds, engine)
+    big = full.join(params, on=RUN, how="left", maintain_order="left") if params.width > 1 else full
     computed = stages.apply(big).with_columns(exprs)
-    _fold_cumulative(computed, entries, classes, cum_kinds)
+    _fold_cumulative(computed.filter(pl.col("_i") < pl.col("_n") - keep), entries, classes, cum_kinds)
 
     new = computed.filter(pl.col("_new"))
     # Most alerts are quiet: no true record and nothing carried means no transition, so the
@@ -103,9 +97,10 @@ def run_pass(entries: list[Entry], classes: list[tuple], engine) -> list[Hit]:
     any_true = new.select(pl.col(f"c{c}").fill_null(False).any() for c in range(len(classes))).row(0)
     live = [c for c in range(len(classes))
             if any_true[c] or any(e.run.instances[classes[c]].carry.streak
-                                  or e.run.instances[classes[c]].carry.firing for e in entries)]
+                                  or e.run.instances[classes[c]].carry.firing for e in entries.values())]
     if not live:
         return []
+    new = new.join(_carries(entries, classes, rules, live, engine), on=RUN, how="left", maintain_order="left")
     machine: list[list[pl.Expr]] = []
     for c in live:
         rule = rules[c]
@@ -124,12 +119,53 @@ def run_pass(entries: list[Entry], classes: list[tuple], engine) -> list[Hit]:
     return hits
 
 
-def _fold_cumulative(computed: pl.DataFrame, entries: list[Entry], classes: list, cum_kinds: list) -> None:
+def _tail(rid: int, tail: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
+    """A stored tail in the shape of a pass's rows (a restored one lacks, or has a stale, `_run`)."""
+    if tail.columns == columns and tail[RUN][0] == rid:
+        return tail
+    return tail.with_columns(pl.lit(rid, dtype=pl.Int64).alias(RUN), pl.lit(False).alias("_new")).select(columns)
+
+
+def _params(entries: dict, classes: list, rules: list, cum_kinds: list, engine) -> pl.DataFrame:
+    """One row per run: its variables and the carried values of cumulative functions, per class."""
+    cols: dict[str, list] = {RUN: list(entries)}
+    schema: dict = {RUN: pl.Int64}
+    merged = [engine.run_vars(e.run) for e in entries.values()]
+    for c, rule in enumerate(rules):
+        for name, default in rule.vars.items():
+            key = f"_v{c}:{name}"
+            schema[key] = F64
+            cols[key] = [v.get(name, default) if v.get(name) is not None else default for v in merged]
+        for j, kind in enumerate(cum_kinds[c]):
+            key = f"_k{c}_{j}"
+            schema[key] = pl.Boolean if kind == "any" else F64
+            insts = [e.run.instances[classes[c]] for e in entries.values()]
+            cols[key] = [i.cum[j] if j < len(i.cum) else None for i in insts]
+    return pl.DataFrame(cols, schema=schema)
+
+
+def _carries(entries: dict, classes: list, rules: list, live: list[int], engine) -> pl.DataFrame:
+    """One row per run: the alert state carried in, for the classes the machine runs."""
+    cols: dict[str, list] = {RUN: list(entries)}
+    schema: dict = {RUN: pl.Int64}
+    for c in live:
+        rule, rows = rules[c], []
+        for e in entries.values():
+            need = rule.for_steps if isinstance(rule.for_steps, int) else \
+                int(engine.var(e.run, rule, rule.for_steps) or 0)
+            rows.append(alert.carry_row(e.run.instances[classes[c]].carry, need, f"m{c}_"))
+        for name, dtype in zip(alert.CARRY_COLUMNS, (pl.Int64, pl.Int64, pl.Boolean, F64, pl.Int64)):
+            key = f"m{c}_{name}"
+            schema[key] = dtype
+            cols[key] = [r[key] for r in rows]
+    return pl.DataFrame(cols, schema=schema)
+
+
+def _fold_cumulative(leaving: pl.DataFrame, entries: dict, classes: list, cum_kinds: list) -> None:
     """Fold the values of records leaving the tails into the carried cumulative values."""
     cols = [(c, j, kind) for c, kinds in enumerate(cum_kinds) for j, kind in enumerate(kinds)]
     if not cols:
         return
-    leaving = computed.filter(pl.col("_i") < pl.col("_drop"))
     if leaving.height == 0:
         return
     aggs = leaving.group_by(RUN).agg(_AGG[kind](pl.col(f"k{c}_{j}")).alias(f"k{c}_{j}") for c, j, kind in cols)

@@ -12,6 +12,7 @@ and only the rows where an alert fires or resolves become Python objects.
 """
 from __future__ import annotations
 
+import itertools
 import time as _time
 from collections import deque
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from alertd.record import FIRING, RESERVED, RESOLVED, STEP, TIME, AlertEvent, Pa
 from alertd.rules import alert, template
 from alertd.rules.alert import Carry
 from alertd.batch import Entry, run_pass
+from alertd.rules.compile import RUN
 from alertd.rules.rulefile import Rule, RuleSet
 from alertd.rules.select import instances, references
 
@@ -54,8 +56,12 @@ class Group:
     members: list[Instance] = field(default_factory=list)
 
 
+_RUN_IDS = itertools.count()
+
+
 @dataclass
 class RunState:
+    id: int = field(default_factory=lambda: next(_RUN_IDS))  # its rows' `_run` in a shared pass
     columns: list[str] = field(default_factory=list)
     meta: dict = field(default_factory=dict)
     instances: dict[tuple, Instance] = field(default_factory=dict)
@@ -104,6 +110,10 @@ class Engine:
         self._refs = {r.name: references(r, set(r.vars)) for r in self.rules}
 
     # -- variables -------------------------------------------------------------------------
+    def run_vars(self, run: RunState) -> dict:
+        """A run's variables from --var and its meta record (rule files supply the defaults)."""
+        return {**run.meta, **{k: v for k, v in self.cli_vars.items() if v is not None}}
+
     def var(self, run: RunState, rule: Rule, name: str):
         """--var beats the stream's meta record, which beats the rule file's default."""
         for source in (self.cli_vars, run.meta):
@@ -136,8 +146,7 @@ class Engine:
     def feed_many(self, batches: dict[str, Parsed], now: float | None = None) -> list[AlertEvent]:
         """Evaluate new records of any number of runs in one pass per set of series."""
         now = self.clock() if now is None else now
-        work: dict[tuple, list[tuple[str, Entry]]] = {}
-        events: list[AlertEvent] = []
+        frames, by_id, events = [], {}, []
         for run_name, parsed in batches.items():
             run = self.runs.setdefault(run_name, RunState())
             for k, v in parsed.meta.items():
@@ -149,28 +158,35 @@ class Engine:
             new_columns = [c for c in frame.columns if c not in RESERVED and c not in run.columns]
             if new_columns or not run.records:
                 self._bind_new_columns(run, new_columns)
+            extra = [pl.lit(run.id, dtype=pl.Int64).alias(RUN)]
             if TIME not in frame.columns:  # records carry no time of their own: they arrived now
-                frame = frame.with_columns(pl.lit(now, dtype=F64).alias(TIME))
-            for gkey, group in run.groups.items():
-                rows = _rows(group.columns, frame)
-                if rows is not None:
-                    work.setdefault(gkey, []).append((run_name, Entry(run, group, rows)))
+                extra.append(pl.lit(now, dtype=F64).alias(TIME))
+            frames.append(frame.with_columns(extra))
+            by_id[run.id] = (run_name, run)
             events += self._stale_resolved(run_name, run, frame, now)
             run.remember(frame)
             run.records += frame.height
             run.last_time = now
             run.last_step = int(frame[STEP][-1])
-        for gkey, named in work.items():
-            names, entries = [n for n, _ in named], [e for _, e in named]
-            classes = [(i.rule.name, tuple(sorted(i.binding.items()))) for i in entries[0].group.members]
-            for hit in run_pass(entries, classes, self):
-                run = entries[hit.entry].run
+        if not frames:
+            return events
+        batch = frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
+        groups = {g.columns: g for _, run in by_id.values() for g in run.groups.values()}
+        for columns, group in groups.items():
+            rows = _rows(columns, batch)
+            if rows is None:
+                continue
+            ids = rows[RUN].unique(maintain_order=True).to_list() if len(frames) > 1 else [rows[RUN][0]]
+            entries = {rid: Entry(by_id[rid][1], by_id[rid][1].groups[columns]) for rid in ids}
+            classes = [(i.rule.name, tuple(sorted(i.binding.items()))) for i in group.members]
+            for hit in run_pass(rows, entries, classes, self):
+                run_name, run = by_id[hit.entry]
                 inst = run.instances[classes[hit.cls]]
                 if hit.state == FIRING:
                     inst.carry.fired_step = hit.step
                 primary = next(iter(inst.binding.values()), None)
                 points = run.lead_up(primary, hit.step) if primary else ()
-                events.append(self._event(names[hit.entry], run, inst, hit.state, hit.step, hit.value,
+                events.append(self._event(run_name, run, inst, hit.state, hit.step, hit.value,
                                           now, threshold=hit.threshold, points=points))
         events.sort(key=lambda e: (e.run, e.step, e.state != RESOLVED, e.rule))
         return events
@@ -242,7 +258,7 @@ def _rows(columns: tuple[str, ...], frame: pl.DataFrame) -> pl.DataFrame | None:
     """The records of a batch on which every series of a group has a value, or None."""
     if not all(c in frame.columns for c in columns):
         return None  # a series of the group is absent from this whole batch
-    rows = frame.select(STEP, TIME, *[pl.col(c).cast(F64) for c in columns])
+    rows = frame.select(RUN, STEP, TIME, *[pl.col(c).cast(F64) for c in columns])
     if any(rows[c].null_count() for c in columns):
         rows = rows.filter(pl.all_horizontal(pl.col(c).is_not_null() for c in columns))
     return rows if rows.height else None

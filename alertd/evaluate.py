@@ -226,7 +226,10 @@ class Engine:
             silent = now - run.last_time
             for rule in self.stale_rules:
                 carry = run.stale.setdefault(rule.name, Carry())
-                if not carry.firing and silent >= rule.stale_seconds:
+                limit = rule.stale_seconds
+                if isinstance(limit, str):
+                    limit = self.var(run, rule, limit)
+                if limit is not None and not carry.firing and silent >= limit:
                     carry.firing = True
                     events.append(self._event(run_name, run, None, FIRING, run.last_step or 0,
                                               silent, now, rule))

@@ -204,3 +204,19 @@ def test_many_runs_in_one_pass_equal_each_run_alone(tmp_path):
     key = lambda e: (e.run, e.step, e.rule, e.state, tuple(sorted(e.labels.items())))  # noqa: E731
     assert sorted(map(key, together)) == sorted(map(key, alone))
     assert {"a", "b"} <= {e.run for e in alone} and any(e.rule == "AtChance" and e.run == "b" for e in alone)
+
+
+def test_a_run_that_stops_logging_fires_and_resolves_when_records_return(tmp_path):
+    text = ("vars:\n  quiet: 30\ngroups:\n  - name: g\n    rules:\n"
+            "      - alert: Stalled\n        stale: quiet\n      - alert: StalledLong\n        stale: 2m\n")
+    engine = Engine(ruleset(tmp_path, text), {})
+    df = pl.DataFrame({STEP: [0, 1], LINE: [1, 2], "loss": [1.0, 1.0]})
+    assert engine.feed("r", Parsed(df), now=100.0) == []
+    assert engine.tick(now=129.0) == []
+    fired = engine.tick(now=131.0)
+    assert [(e.rule, e.state, e.step, e.value) for e in fired] == [("Stalled", "firing", 1, 31.0)]
+    assert engine.tick(now=140.0) == []                      # one event per episode
+    assert [e.rule for e in engine.tick(now=221.0)] == ["StalledLong"]
+    back = engine.feed("r", Parsed(df.with_columns(pl.col(STEP) + 2)), now=230.0)
+    assert sorted((e.rule, e.state, e.step) for e in back) == [("Stalled", "resolved", 2), ("StalledLong", "resolved", 2)]
+    assert Engine(ruleset(tmp_path, text), {"quiet": 5}).tick(now=1.0) == []  # no run yet: nothing to miss

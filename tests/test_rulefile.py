@@ -18,7 +18,7 @@ def test_builtin_pack_loads_and_has_the_core_rules():
     assert rules["NonFiniteMetric"].for_steps == 0 and rules["NonFiniteMetric"].severity == "critical"
     assert rules["CrossEntropyAtChance"].for_steps == "chance_steps"
     assert rules["CrossEntropyAtChance"].vars["num_classes"] is None
-    assert rules["RunStalled"].stale_seconds == 1800
+    assert rules["RunStalled"].stale_seconds == "stall_seconds" and rules["RunStalled"].vars["stall_seconds"] == 1800
 
 
 def test_every_problem_is_listed_with_file_and_line(tmp_path):

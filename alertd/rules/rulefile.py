@@ -55,7 +55,7 @@ class Rule:
     for_steps: int | str       # records, or the name of a variable holding them
     for_seconds: float
     keep_firing_steps: int     # a firing alert resolves only after this many false records (+1)
-    stale_seconds: float | None
+    stale_seconds: float | str | None  # seconds, or the name of a variable holding them
     severity: str
     labels: dict
     annotations: dict
@@ -155,10 +155,13 @@ def _rule(path: str, group: str, raw: _Map, file_vars: dict, file_series: dict,
     cond = value = None
     expr_text = raw.get("expr", "")
     if "stale" in raw:
-        try:
-            stale = parse_duration(raw["stale"])
-        except ValueError as e:
-            problems.append(f"{where('stale')}: {e}")
+        if isinstance(raw["stale"], str) and raw["stale"] in file_vars:
+            stale = raw["stale"]  # a variable holding seconds: resolved per run
+        else:
+            try:
+                stale = parse_duration(raw["stale"])
+            except ValueError as e:
+                problems.append(f"{where('stale')}: {e}")
         if "expr" in raw:
             problems.append(f"{where('stale')}: a rule has either 'expr' or 'stale', not both")
     elif not isinstance(expr_text, str) or not expr_text.strip():

@@ -5,7 +5,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test install install-test bench
+.PHONY: demo test install install-test system-deps
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -18,8 +18,17 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 # multi-GB CUDA build.
 $(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[probe,test]'
+	$(BIN)/python -m pip install -q -e '.[probe,report,test]'
 	touch $@
+
+# Real servers and a real browser for the tests: Alertmanager (cluster path), promtool (checks
+# the /metrics exposition), Chromium (renders `alertd report`). Debian packages.
+SYSTEM_TOOLS := chromium prometheus-alertmanager prometheus
+system-deps:
+	@missing=""; for t in chromium prometheus-alertmanager promtool; do command -v $$t >/dev/null || missing=1; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_TOOLS); \
+	  else echo "make test needs: sudo apt-get install -y $(SYSTEM_TOOLS)" >&2; exit 1; fi; fi
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
@@ -27,6 +36,6 @@ install-test: $(VENV)/.installed-test
 demo: install
 	$(BIN)/python samples/demo.py
 
-test: install-test
+test: install-test system-deps
 	$(BIN)/alertd test rules/tests
 	$(BIN)/python -m pytest

@@ -60,7 +60,7 @@ _HEADER = re.compile(r"\s*[A-Za-z_][\w./\- ]*(?:\s*,\s*[A-Za-z_][\w./\- ]*)+\s*"
 
 def detect(data: bytes) -> str | None:
     """The format of a file from its first bytes, or None while they hold no non-empty line."""
-    for raw in data.split(b"\n")[:64]:
+    for raw in data.split(b"\n", 64)[:64]:
         line = raw.decode("utf-8", errors="replace").strip("\r\t \x00")
         line = line.rsplit("\r", 1)[-1].strip() if "\r" in line else line
         if not line:

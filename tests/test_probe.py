@@ -191,3 +191,44 @@ def test_no_item_in_step_path():
     src = pathlib.Path(__file__).resolve().parents[1] / "alertd" / "probe"
     for name in ("probe.py", "reduce.py", "arrivals.py", "groups.py"):
         assert ".item()" not in (src / name).read_text(), name
+
+
+@pytest.mark.parametrize("case, expected", [("healthy", [4, 4, 4]), ("zero_each", [1, 1, 1]),
+                                            ("never_zeroed", [8, 8, 8])])
+def test_coverage_with_hooks_armed_only_around_written_steps(tmp_path, case, expected):
+    # every=10: hooks are armed for steps 9-10, 19-20, ...; counts restart when armed, so a
+    # gradient that is never reset shows 2 steps' worth (8 of 4), not its whole history.
+    _, _, recs = split(train(tmp_path / "p.jsonl", ga=4, steps=30, every=10, extra=False,
+                             zero_each=case == "zero_each", zero_after_step=case != "never_zeroed"))
+    assert [r["step"] for r in recs] == [10, 20, 30]
+    assert [r["has_grad/head"] / r["trainable/head"] for r in recs] == expected
+
+
+def test_hooks_disarmed_between_written_steps(tmp_path):
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    probe = Probe(model, opt, path=str(tmp_path / "p.jsonl"), every=10)
+    armed = []
+    for _ in range(20):
+        nn.functional.cross_entropy(model(torch.randn(4, 8)), torch.randint(0, C, (4,))).backward()
+        opt.step()
+        opt.zero_grad()
+        armed.append(probe.arrivals.armed)  # for the next step
+    probe.close()
+    # After step s: armed iff step s+1 or s+2 is measured (1: preflight, 10, 20).
+    assert [s for s, a in enumerate(armed, 1) if a] == [8, 9, 18, 19]
+    assert not probe.arrivals.armed
+
+
+@pytest.mark.parametrize("n", [1, 40, 5000])  # host path up to HOST_LABELS, device path above
+@pytest.mark.parametrize("num_classes", [None, C])
+def test_label_stats_match_python(n, num_classes):
+    from alertd.probe.fields import LabelStats
+    from alertd.probe.reduce import read
+    y = torch.randint(-2, C + 3, (n,))
+    vectors, m = LabelStats().queue([y[: n // 2], y[n // 2:]] if n > 1 else [y], num_classes)
+    got = LabelStats.decode(read([], vectors), m, num_classes)
+    ys = y.tolist()
+    hi = num_classes if num_classes is not None else float("inf")
+    assert got == {"labels/min": min(ys), "labels/max": max(ys), "labels/unique": len(set(ys)),
+                   "labels/out_of_range": sum(1 for v in ys if v < 0 or v >= hi)}

@@ -8,7 +8,6 @@ import torch
 from torch import Tensor
 
 Value = Tensor | float
-Named = list[tuple[list[str], Tensor]]
 
 
 def scalar(t: Tensor) -> Tensor:
@@ -17,37 +16,53 @@ def scalar(t: Tensor) -> Tensor:
 
 
 def nonfinite(ts: list[Tensor]) -> Tensor:
-    """How many of the losses are NaN/inf, as a device tensor."""
+    """How many of the 0-d losses are NaN/inf, as a device tensor (old losses folded away)."""
     return (~torch.isfinite(torch.stack([scalar(t) for t in ts]))).sum()
 
 
-def queue_nonfinite(ts: list[Tensor], name: str, named: Named) -> None:
-    """Queue the count of non-finite scalars under `name`, one partial count per device."""
-    by_device: dict[torch.device, list[Tensor]] = {}
-    for t in ts:
-        by_device.setdefault(t.device, []).append(t)
-    named.extend(([name], nonfinite(part)) for part in by_device.values())
+HOST_LABELS = 1024  # up to this many labels per record, stats are made on the host (~8 fewer ops)
 
 
-def queue_sum(values: list[Value], name: str, named: Named) -> float:
-    """Queue the sum of the tensor values under `name`; return the sum of the float values."""
-    ts = [v for v in values if isinstance(v, Tensor)]
-    if ts:
-        named.append(([name], torch.stack([scalar(t) for t in ts]).sum()))
-    return sum(v for v in values if not isinstance(v, Tensor))
+class LabelStats:
+    """labels/min, max, out_of_range, unique from a few device ops (no torch.unique: it syncs on CUDA)."""
 
+    def __init__(self) -> None:
+        # Boundary tensors are cached: building one on a GPU copies from the host.
+        self._bounds: dict[tuple[torch.device, int | None], Tensor] = {}
 
-def queue_labels(labels: list[Tensor], num_classes: int | None, named: Named) -> None:
-    """Queue labels/min, max, out_of_range and unique-1 (no torch.unique: it syncs on CUDA)."""
-    flat = [(y.argmax(-1) if y.is_floating_point() and y.dim() > 1 else y).reshape(-1) for y in labels]
-    y = (flat[0] if len(flat) == 1 else torch.cat([f.to(flat[0].device) for f in flat])).long()
-    if y.numel() == 0:
-        return
-    s = y.sort().values
-    bad = (s < 0) if num_classes is None else (s < 0) | (s >= num_classes)
-    named.append((["labels/min", "labels/max"], s[[0, -1]]))
-    named.append((["labels/out_of_range"], bad.sum()))
-    named.append((["labels/unique"], (s[1:] != s[:-1]).sum()))  # +1 on the host
+    def queue(self, labels: list[Tensor], num_classes: int | None) -> tuple[list[Tensor], int]:
+        """Device vectors for `decode`, and the number of labels (0: nothing queued)."""
+        flat = [(y.argmax(-1) if y.is_floating_point() and y.dim() > 1 else y).reshape(-1) for y in labels]
+        y = flat[0] if len(flat) == 1 else torch.cat([f.to(flat[0].device) for f in flat])
+        n = y.numel()
+        if n == 0:
+            return [], 0
+        if n <= HOST_LABELS:
+            return [y], n  # few labels: sent as they are in the record's one transfer, no device op
+        s = y.long().sort().values
+        key = (s.device, num_classes)
+        bounds = self._bounds.get(key)
+        if bounds is None:
+            edges = [0] if num_classes is None else [0, num_classes]
+            bounds = self._bounds[key] = torch.tensor(edges, dtype=torch.long, device=s.device)
+        ends = s[::n - 1] if n > 1 else s.expand(2)        # [min, max] as a view of the sorted labels
+        below = torch.searchsorted(s, bounds)              # labels < 0 and labels < num_classes
+        changes = (s[1:] != s[:-1]).sum().reshape(1)       # unique - 1
+        return [ends, below, changes], n
+
+    @staticmethod
+    def decode(vals: list[float], n: int, num_classes: int | None) -> dict[str, int]:
+        """The record's label fields from the host values of `queue`'s vectors."""
+        if n <= HOST_LABELS:
+            ys = [int(v) for v in vals]
+            bad = sum(1 for v in ys if v < 0 or (num_classes is not None and v >= num_classes))
+            return {"labels/min": min(ys), "labels/max": max(ys), "labels/out_of_range": bad,
+                    "labels/unique": len(set(ys))}
+        lo, hi, neg = int(vals[0]), int(vals[1]), int(vals[2])
+        above = n - int(vals[3]) if num_classes is not None else 0
+        k = 4 if num_classes is not None else 3
+        return {"labels/min": lo, "labels/max": hi, "labels/out_of_range": neg + above,
+                "labels/unique": int(vals[k]) + 1}
 
 
 def preflight(step: int, names: list[str], pend: dict[str, Any], loss: float | None,
@@ -75,10 +90,10 @@ def preflight(step: int, names: list[str], pend: dict[str, Any], loss: float | N
     return rec
 
 
-def group_metrics(names: list[str], pend: dict[str, Any], host: dict[str, float]) -> dict[str, Any]:
-    """grad_norm, then grad_norm, has_grad, trainable, update_ratio, weight_norm per group."""
+def group_metrics(names: list[str], pend: dict[str, Any], sq: list[float]) -> dict[str, Any]:
+    """grad_norm, then grad_norm, has_grad, trainable, update_ratio, weight_norm per group,
+    from sums of squares per group: grads in sq[:G], updates in sq[G:2G], weights in sq[2G:]."""
     G = len(names)
-    sq = [host.get(f"sq/{s}", 0.0) for s in range(3 * G)]  # grads, deltas, weights
     rec: dict[str, Any] = {"grad_norm": math.sqrt(sum(sq[:G]))}
     for g, name in enumerate(names):
         w, d = math.sqrt(sq[2 * G + g]), math.sqrt(sq[G + g])

@@ -7,62 +7,61 @@ import torch
 from torch import Tensor
 
 
-def norms(tensors: list[Tensor]) -> list[Tensor]:
-    """Per-tensor L2 norms as float32 on each tensor's device, like clip_grad_norm_:
-    one `_foreach_norm` per (device, dtype) bucket, nothing leaves the device."""
-    buckets: dict[tuple[torch.device, torch.dtype], list[int]] = defaultdict(list)
+def buckets(tensors: list[Tensor]) -> list[list[int]]:
+    """Indices of `tensors` grouped by (device, dtype), the unit of one `_foreach` launch."""
+    by_key: dict[tuple[torch.device, torch.dtype], list[int]] = defaultdict(list)
     for k, t in enumerate(tensors):
-        buckets[(t.device, t.dtype)].append(k)
+        by_key[(t.device, t.dtype)].append(k)
+    return list(by_key.values())
+
+
+def norms(tensors: list[Tensor], groups: list[list[int]] | None = None) -> list[Tensor]:
+    """Per-tensor L2 norms as float32 0-d tensors on each tensor's device, like clip_grad_norm_:
+    one `_foreach_norm` per (device, dtype) bucket (`groups`, cached by the caller), nothing
+    leaves the device."""
+    if groups is None:
+        groups = buckets(tensors)
+    if len(groups) == 1:
+        return list(torch._foreach_norm(tensors, 2, dtype=torch.float32))
     out: list[Tensor] = [None] * len(tensors)  # type: ignore[list-item]
-    for ks in buckets.values():
+    for ks in groups:
         for k, n in zip(ks, torch._foreach_norm([tensors[k] for k in ks], 2, dtype=torch.float32)):
             out[k] = n
     return out
 
 
-class SlotSums:
-    """Sums of squares of scalars into numbered slots: one stack and one index_add per device."""
+def read(scalars: list[Tensor], vectors: list[Tensor] = ()) -> list[float]:
+    """The 0-d `scalars`, then the elements of the 1-d `vectors`, as host floats, in that order.
 
-    def __init__(self) -> None:
-        # Index tensors are cached: building one on a GPU copies from the host (a sync).
-        self._index: dict[tuple[torch.device, tuple[int, ...]], Tensor] = {}
-
-    def __call__(self, values: list[Tensor], slots: list[int], n: int) -> list[Tensor]:
-        """One float32 vector of length n per device; slot s holds the sum of v**2 over slots[k] == s."""
-        by_device: dict[torch.device, list[int]] = defaultdict(list)
-        for k, v in enumerate(values):
-            by_device[v.device].append(k)
-        out = []
-        for device, ks in by_device.items():
-            key = (device, tuple(slots[k] for k in ks))
-            index = self._index.get(key)
-            if index is None:
-                index = self._index[key] = torch.tensor(key[1], device=device)
-            sq = torch.stack([values[k] for k in ks]).square()
-            out.append(torch.zeros(n, device=device).index_add_(0, index, sq))
-        return out
-
-
-def read(named: list[tuple[list[str], Tensor]]) -> dict[str, float]:
-    """Copy tensors (flattened, one name per element) to the host in one transfer per device.
-
-    Elements that share a name are summed (partial sums from several devices).
+    One stack (and cat) per device and ONE copy to the host per device: the host sync of a
+    written record. Mixed dtypes are promoted by the stack (float32 for norms, losses and
+    label counts below 2**24); nothing is cast to float64, which mps lacks.
     """
-    by_key: dict[tuple[torch.device, torch.dtype], list[int]] = defaultdict(list)
-    for i, (_, t) in enumerate(named):
-        by_key[(t.device, t.dtype)].append(i)
-    by_device: dict[torch.device, list[tuple[list[int], Tensor]]] = defaultdict(list)
-    for (device, _), idx in by_key.items():
-        # One cat per dtype, then one cast: a few launches however many values there are.
-        dtype = torch.float32 if device.type == "mps" else torch.float64  # mps has no float64
-        flat = torch.cat([named[i][1].reshape(-1) for i in idx]).to(dtype)
-        by_device[device].append((idx, flat))
-    values: dict[str, float] = {}
-    for parts in by_device.values():
-        flat = torch.cat([f for _, f in parts]) if len(parts) > 1 else parts[0][1]
-        # THE host sync of a written record (one per device the values live on).
-        host = flat.tolist()
-        names = [name for idx, _ in parts for i in idx for name in named[i][0]]
-        for name, v in zip(names, host):
-            values[name] = values.get(name, 0.0) + v
-    return values
+    items = [*scalars, *vectors]
+    if not items:
+        return []
+    devices = {t.device for t in items}
+    if len(devices) == 1:
+        return _flat(scalars, vectors).tolist()  # THE host sync of a written record
+    # Model parallel: one transfer per device, then the values back in the caller's order.
+    ns = len(scalars)
+    by_device: dict[torch.device, list[int]] = defaultdict(list)
+    for i, t in enumerate(items):
+        by_device[t.device].append(i)
+    values: list[list[float]] = [[] for _ in items]
+    for idx in by_device.values():
+        sc = [i for i in idx if i < ns]
+        vec = [i for i in idx if i >= ns]
+        host = _flat([items[i] for i in sc], [items[i] for i in vec]).tolist()  # a host sync per device
+        pos = 0
+        for i in sc:
+            values[i], pos = [host[pos]], pos + 1
+        for i in vec:
+            n = items[i].numel()
+            values[i], pos = host[pos:pos + n], pos + n
+    return [v for vs in values for v in vs]
+
+
+def _flat(scalars: list[Tensor], vectors: list[Tensor]) -> Tensor:
+    parts = ([torch.stack(scalars)] if scalars else []) + [v.reshape(-1) for v in vectors]
+    return parts[0] if len(parts) == 1 else torch.cat(parts)

@@ -151,14 +151,18 @@ def _carries(entries: dict, classes: list, rules: list, live: list[int], engine)
     for c in live:
         rule, rows = rules[c], []
         for e in entries.values():
-            need = rule.for_steps if isinstance(rule.for_steps, int) else \
-                int(engine.var(e.run, rule, rule.for_steps) or 0)
-            rows.append(alert.carry_row(e.run.instances[classes[c]].carry, need, f"m{c}_"))
-        for name, dtype in zip(alert.CARRY_COLUMNS, (pl.Int64, pl.Int64, pl.Boolean, F64, pl.Int64)):
+            need, span = (_count(engine, e.run, rule, hold) for hold in (rule.for_steps, rule.for_step_span))
+            rows.append(alert.carry_row(e.run.instances[classes[c]].carry, need, f"m{c}_", span))
+        for name, dtype in zip(alert.CARRY_COLUMNS, alert.CARRY_TYPES):
             key = f"m{c}_{name}"
             schema[key] = dtype
             cols[key] = [r[key] for r in rows]
     return pl.DataFrame(cols, schema=schema)
+
+
+def _count(engine, run, rule, hold) -> int:
+    """A hold given as a number, or as the name of a variable holding it."""
+    return hold if isinstance(hold, int) else int(engine.var(run, rule, hold) or 0)
 
 
 def _fold_cumulative(leaving: pl.DataFrame, entries: dict, classes: list, cum_kinds: list) -> None:

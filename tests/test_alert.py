@@ -2,19 +2,21 @@
 import polars as pl
 import pytest
 
-from alertd.record import TIME
+from alertd.record import STEP, TIME
 from alertd.rules import alert
 from alertd.rules.alert import Carry
 
 
-def walk(conds, for_steps=0, for_seconds=0.0, times=None, cut=None, keep=0):
+def walk(conds, for_steps=0, for_seconds=0.0, times=None, cut=None, keep=0, span=0, steps=None):
     """Run the machine over conditions (True/False/None), optionally in two batches."""
     times = times or [float(i) for i in range(len(conds))]
-    frame = pl.DataFrame({"c": conds, TIME: times}, schema={"c": pl.Boolean, TIME: pl.Float64})
+    steps = steps or list(range(len(conds)))
+    frame = pl.DataFrame({"c": conds, TIME: times, STEP: steps}, schema={"c": pl.Boolean, TIME: pl.Float64, STEP: pl.Int64})
     carry, out = Carry(), []
     parts = [frame] if cut is None else [frame.head(cut), frame.slice(cut)]
     for part in parts:
-        rows = part.with_columns(**{k: pl.lit(v) for k, v in alert.carry_row(carry, for_steps, "m_").items()})
+        row = alert.carry_row(carry, for_steps, "m_", span)
+        rows = part.with_columns(pl.lit(v, dtype=t).alias(k) for (k, v), t in zip(row.items(), alert.CARRY_TYPES))
         for stage in alert.transitions("c", "m_", for_seconds, keep):
             rows = rows.with_columns(stage)
         for r in rows.iter_rows(named=True):
@@ -52,6 +54,15 @@ def test_keep_firing_damps_flapping(conds, for_steps, keep, expected):
     assert walk(conds, for_steps, keep=keep)[0] == expected
     for cut in range(1, len(conds)):
         assert walk(conds, for_steps, keep=keep, cut=cut)[0] == expected, f"cut at {cut}"
+
+
+def test_step_span_hold_on_a_sparse_log():
+    # A record every 10 steps: a 50-step span is met on the 6th true record (steps 0..50).
+    conds, steps = [T] * 8, [i * 10 for i in range(8)]
+    assert walk(conds, span=50, steps=steps)[0] == ".....F.."
+    for cut in range(1, 8):
+        assert walk(conds, span=50, steps=steps, cut=cut)[0] == ".....F..", f"cut at {cut}"
+    assert walk(conds, span=50)[0] == "........"      # dense steps 0..7 never span 50
 
 
 def test_time_hold():

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from alertd.record import TIME
+from alertd.record import STEP, TIME
 from alertd.rules.compile import RUN
 
 INACTIVE, PENDING, FIRING = "inactive", "pending", "firing"
@@ -32,27 +32,32 @@ class Carry:
     firing: bool = False
     fired_step: int | None = None  # step of the firing event of the current episode
     falses: int = 0                # consecutive records on which the condition was false
+    since_step: int | None = None  # training step of the record that began the current streak
 
     def state(self) -> str:
         return FIRING if self.firing else PENDING if self.streak else INACTIVE
 
     def to_dict(self) -> dict:
         return {"streak": self.streak, "since": self.since, "firing": self.firing,
-                "fired_step": self.fired_step, "falses": self.falses}
+                "fired_step": self.fired_step, "falses": self.falses, "since_step": self.since_step}
 
     @staticmethod
     def from_dict(d: dict) -> "Carry":
         return Carry(int(d.get("streak", 0)), d.get("since"), bool(d.get("firing", False)),
-                     d.get("fired_step"), int(d.get("falses", 0)))
+                     d.get("fired_step"), int(d.get("falses", 0)), d.get("since_step"))
 
 
-CARRY_COLUMNS = ("cs", "cf", "cfire", "csince", "need")  # per-row carried state, see carry_row()
+CARRY_COLUMNS = ("cs", "cf", "cfire", "csince", "need", "csstep", "span")  # see carry_row()
+CARRY_TYPES = (pl.Int64, pl.Int64, pl.Boolean, pl.Float64, pl.Int64, pl.Int64, pl.Int64)
 
 
-def carry_row(carry: Carry, need: int, prefix: str) -> dict:
-    """The carried state of one instance as the per-row columns `transitions` reads."""
+def carry_row(carry: Carry, need: int, prefix: str, span: int = 0) -> dict:
+    """The carried state of one instance as the per-row columns `transitions` reads: `need`
+    records in a row and a streak spanning `span` training steps make the hold."""
+    going = bool(carry.streak)
     return {prefix + "cs": carry.streak, prefix + "cf": carry.falses, prefix + "cfire": carry.firing,
-            prefix + "csince": carry.since if carry.streak else None, prefix + "need": max(need, 1)}
+            prefix + "csince": carry.since if going else None, prefix + "need": max(need, 1),
+            prefix + "csstep": carry.since_step if going else None, prefix + "span": span}
 
 
 def transitions(cond: str, prefix: str, for_seconds: float, keep_firing_steps: int = 0,
@@ -85,9 +90,14 @@ def transitions(cond: str, prefix: str, for_seconds: float, keep_firing_steps: i
     runs = [run_length(p + "t", p + "f", p + "cs").alias(p + "streak"),
             run_length(p + "f", p + "t", p + "cf").alias(p + "falses")]
     began = ov(pl.when(col(p + "t") & (col(p + "streak") == 1)).then(col(TIME)).otherwise(None).forward_fill())
-    since = [pl.when((col(p + "f#") == 0) & (col(p + "cs") > 0)).then(col(p + "csince"))
-             .otherwise(began).alias(p + "since")]
+    began_step = ov(pl.when(col(p + "t") & (col(p + "streak") == 1)).then(col(STEP)).otherwise(None).forward_fill())
+    carried_in = (col(p + "f#") == 0) & (col(p + "cs") > 0)
+    since = [pl.when(carried_in).then(col(p + "csince")).otherwise(began).alias(p + "since"),
+             pl.when(carried_in).then(col(p + "csstep")).otherwise(began_step).alias(p + "since_step")]
+    # The hold: `need` records in a row, spanning `span` training steps (a log written every 10
+    # steps reaches a 150-step span in 16 records), lasting `for_seconds`.
     held = (~col(p + "f") & (col(p + "streak") >= col(p + "need"))
+            & ((col(STEP) - col(p + "since_step") + 1) >= col(p + "span"))
             & ((col(TIME) - col(p + "since")) >= for_seconds)).fill_null(False)
     # Firing after record i: some record j <= i met the hold, and no run of enough false records
     # ended after j. Indices instead of a loop: the last "held" record against the last "break".
@@ -106,5 +116,6 @@ def advance(carry: Carry, last: dict, prefix: str) -> Carry:
     """The carry after a batch, from the batch's last row of `transitions` columns."""
     streak = int(last[prefix + "streak"] or 0)
     return Carry(streak=streak, since=last[prefix + "since"] if streak else None,
+                 since_step=last[prefix + "since_step"] if streak else None,
                  firing=bool(last[prefix + "ok"]), fired_step=carry.fired_step,
                  falses=int(last[prefix + "falses"] or 0))

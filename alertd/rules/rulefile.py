@@ -27,7 +27,7 @@ from alertd.rules.expr import ExprError, Name, Node, parse, threshold_node, valu
 
 SEVERITIES = ("critical", "warning", "info")
 ACTIONS = ("stop",)
-_RULE_KEYS = {"alert", "expr", "for", "for_steps", "keep_firing_for_steps", "stale", "labels",
+_RULE_KEYS = {"alert", "expr", "for", "for_steps", "for_step_span", "keep_firing_for_steps", "stale", "labels",
               "annotations", "severity", "series", "value", "action"}
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$")
@@ -53,6 +53,7 @@ class Rule:
     value: Node | None
     threshold: Node | None     # the comparison's other side, when the condition compares `value`
     for_steps: int | str       # records, or the name of a variable holding them
+    for_step_span: int | str   # training steps the streak must span (sparse logs), or a variable
     for_seconds: float
     keep_firing_steps: int     # a firing alert resolves only after this many false records (+1)
     stale_seconds: float | str | None  # seconds, or the name of a variable holding them
@@ -175,16 +176,21 @@ def _rule(path: str, group: str, raw: _Map, file_vars: dict, file_series: dict,
         except ExprError as e:
             key = "value" if "value" in raw and cond is not None else "expr"
             problems.append(f"{where(key)}: {name}: {e}")
-    for_steps, for_seconds = 0, 0.0
-    if "for_steps" in raw:
-        fs = raw["for_steps"]
-        if isinstance(fs, str) and fs in file_vars:
-            for_steps = fs  # a variable: resolved per run, so a user can change the hold
-        elif isinstance(fs, bool) or not isinstance(fs, int) or fs < 0:
-            problems.append(f"{where('for_steps')}: 'for_steps' must be a whole number >= 0 "
+    for_steps, for_step_span, for_seconds = 0, 0, 0.0
+    for key in ("for_steps", "for_step_span"):
+        if key not in raw:
+            continue
+        hold = raw[key]
+        if isinstance(hold, str) and hold in file_vars:
+            pass  # a variable: resolved per run, so a user can change the hold
+        elif isinstance(hold, bool) or not isinstance(hold, int) or hold < 0:
+            problems.append(f"{where(key)}: '{key}' must be a whole number >= 0 "
                             "or the name of a variable in 'vars'")
+            continue
+        if key == "for_steps":
+            for_steps = hold
         else:
-            for_steps = fs
+            for_step_span = hold
     keep = raw.get("keep_firing_for_steps", 0)
     if isinstance(keep, bool) or not isinstance(keep, int) or keep < 0:
         problems.append(f"{where('keep_firing_for_steps')}: 'keep_firing_for_steps' must be a whole number >= 0")
@@ -217,7 +223,9 @@ def _rule(path: str, group: str, raw: _Map, file_vars: dict, file_series: dict,
     definition.update(_series=series, _vars=file_vars)
     fingerprint = hashlib.sha256(json.dumps(definition, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return Rule(name=name, file=path, line=line, group=group, expr=str(expr_text), cond=cond,
-                value=value, threshold=threshold_node(cond, value) if cond is not None else None, for_steps=for_steps, for_seconds=for_seconds, keep_firing_steps=keep,
+                value=value, threshold=threshold_node(cond, value) if cond is not None else None,
+                for_steps=for_steps, for_step_span=for_step_span, for_seconds=for_seconds,
+                keep_firing_steps=keep,
                 stale_seconds=stale,
                 severity=severity, labels=labels, annotations=annotations, series=series,
                 vars=dict(file_vars), action=action,

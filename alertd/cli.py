@@ -11,10 +11,12 @@ import sys
 from importlib import resources
 from pathlib import Path
 
+from alertd.parse.detect import check_format
 from alertd.record import AlertEvent
 
 
-COMMAND_MODULES = ("alertd.ruletest", "alertd.probe.commands")
+COMMAND_MODULES = ("alertd.ruletest", "alertd.probe.commands", "alertd.watch", "alertd.status", "alertd.silence_cli",
+                   "alertd.report.commands")
 
 
 def builtin_rules() -> str:
@@ -44,6 +46,14 @@ def format_event(event: AlertEvent, output: str) -> str:
     labels = " ".join(f"{k}={v}" for k, v in event.labels.items() if k != "severity")
     return (f"{event.state.upper():8} {event.rule}  run={event.run} step={event.step} value={value} "
             f"severity={event.severity}{'  ' + labels if labels else ''}  | {event.summary}")
+
+
+def _duration(text: str) -> float:
+    from alertd.silence_cli import parse_duration
+    try:
+        return parse_duration(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _fail(message: str) -> int:
@@ -78,7 +88,8 @@ def cmd_replay(args) -> int:
         if not Path(path).is_file():
             return _fail(f"{path}: no such file")
         try:
-            tally = replay_file(engine, path, args.format, emit)
+            from alertd.status import progress  # a bar on a terminal's stderr, nothing when piped
+            tally = replay_file(engine, path, args.format, emit, progress=progress(Path(path).stat().st_size))
         except InputError as e:
             sys.stdout.flush()
             return _fail(str(e))
@@ -89,28 +100,49 @@ def cmd_replay(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from alertd.daemon import Daemon, Delivery, Options
+    import logging
+
+    from alertd.daemon import Daemon, Options
     from alertd.evaluate import Engine
     loaded = _load(args)
     if isinstance(loaded, int):
         return loaded
     ruleset, cli_vars = loaded
-    delivery = None
+    # Warnings (a failed delivery, an unreadable file) go to stderr; secrets are masked in every
+    # record (notify/secrets.py), whoever logs it.
+    logging.basicConfig(level=logging.WARNING, format="alertd: %(levelname)s: %(message)s")
+    if args.state_dir:
+        Path(args.state_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
+    delivery = policy = None
     if args.notify or args.config:
         from alertd.notify.apprise_sink import AppriseSink
+        from alertd.notify.delivery import Delivery
         from alertd.notify.outbox import Outbox
+        from alertd.notify.policy import Policy
+        from alertd.notify.routes import Routes
+        from alertd.notify.silence import Silences
         try:
             sink = AppriseSink(args.notify or [], args.config)
+            routes = Routes.parse(args.route)
         except ValueError as e:
             return _fail(str(e))
         outbox_dir = str(Path(args.state_dir) / "outbox") if args.state_dir else None
-        delivery = Delivery(Outbox(outbox_dir, sink.send))
-    if args.state_dir:
-        Path(args.state_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
+        delivery = Delivery(Outbox(outbox_dir, sink.send, base_backoff=args.retry_base,
+                                   max_backoff=args.retry_max))
+        policy = Policy(repeat_interval=args.repeat_interval or None, storm_limit=args.storm_limit,
+                        storm_window=args.storm_window, group_by_run=not args.no_group,
+                        silences=Silences(args.state_dir), routes=routes,
+                        send_resolved=not args.no_resolved)
     options = Options(patterns=args.paths, fmt=args.format, poll=args.poll or 1.0,
-                      force_poll=args.poll is not None, from_end=args.from_end, state_dir=args.state_dir)
+                      force_poll=args.poll is not None, from_end=args.from_end, state_dir=args.state_dir,
+                      rule_paths=list(args.rules or [builtin_rules()]), cli_vars=cli_vars,
+                      drain_timeout=args.drain_timeout)
     emit = lambda e: print(format_event(e, args.output), flush=True)  # noqa: E731
-    return Daemon(Engine(ruleset, cli_vars), options, emit, delivery).run()
+    try:
+        daemon = Daemon(Engine(ruleset, cli_vars), options, emit, delivery, policy)
+    except ValueError as e:  # an unreadable state file
+        return _fail(str(e))
+    return daemon.run()
 
 
 def cmd_check(args) -> int:
@@ -133,7 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--rules", action="append", metavar="PATH",
                        help="rule file or directory (repeatable; default: the built-in pack)")
         p.add_argument("--var", action="append", metavar="K=V", help="set a rule variable (repeatable)")
-        p.add_argument("--format", default="auto", choices=["auto", "jsonl", "text", "csv"])
+        p.add_argument("--format", default="auto", type=check_format,
+                       help="auto|jsonl|text|csv|tensorboard|trainer_state|scalars_json|regex:PATTERN")
         p.add_argument("--output", default="text", choices=["text", "json"])
 
     p = sub.add_parser("replay", help="evaluate finished logs and print every alert event")
@@ -150,6 +183,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--poll", type=float, metavar="SECONDS",
                    help="force polling every SECONDS (for NFS/Lustre/FUSE, where inotify is silent)")
     p.add_argument("--from-end", action="store_true", help="start at the end of existing files")
+    p.add_argument("--repeat-interval", type=_duration, default=4 * 3600.0, metavar="DURATION",
+                   help="re-notify an alert still firing this often (default 4h; 0 = never)")
+    p.add_argument("--storm-limit", type=int, default=20, metavar="N",
+                   help="at most N notifications per --storm-window; the rest go out as one digest")
+    p.add_argument("--storm-window", type=_duration, default=60.0, metavar="DURATION",
+                   help="window of --storm-limit (default 1m)")
+    p.add_argument("--no-group", action="store_true",
+                   help="one notification per alert (default: alerts of one run in one pass are one)")
+    p.add_argument("--no-resolved", action="store_true", help="do not notify when an alert resolves")
+    p.add_argument("--route", action="append", metavar="MATCHERS:TAGS",
+                   help="send matching alerts to the apprise URLs with these tags, e.g. "
+                        "severity=critical:oncall (repeatable; first match wins; none: every URL)")
+    # Delivery retry backoff in seconds (doubling from base up to max); hidden: for tests and tuning.
+    p.add_argument("--retry-base", type=float, default=1.0, help=argparse.SUPPRESS)
+    p.add_argument("--retry-max", type=float, default=60.0, help=argparse.SUPPRESS)
+    p.add_argument("--drain-timeout", type=float, default=10.0, help=argparse.SUPPRESS)
     p.add_argument("paths", nargs="+", metavar="PATH_OR_GLOB")
     p.set_defaults(func=cmd_run)
 

@@ -1,8 +1,13 @@
 """`alertd run`: the wiring of discover -> tail -> parse -> evaluate -> notify. Wiring only.
 
-One thread reads and evaluates; one delivers notifications, so a slow or dead receiver never
-delays evaluation. Files are woken by watchdog events where the filesystem gives them and by
-polling in any case (events are wake-ups only: every wake-up re-stats and reads to the end).
+One thread reads and evaluates; one delivers notifications (notify/delivery.py), so a slow or dead
+receiver never delays evaluation. Files are woken by watchdog events where the filesystem gives them
+and by polling in any case (events are wake-ups only: every wake-up re-stats and reads to the end).
+
+Each pass: read what is new, evaluate it, print the events not printed before (persist.py), let the
+policy choose notifications and queue the ones not queued before (outbox), then save offsets, engine
+and policy together. A crash anywhere in a pass re-reads that pass's records after the restart and
+evaluates them against the state they first met; the journals drop what was already printed/queued.
 """
 from __future__ import annotations
 
@@ -10,12 +15,16 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, TextIO
 
 from alertd.evaluate import Engine
+from alertd.notify.delivery import Delivery
+from alertd.notify.policy import Policy
 from alertd.parse import make_parser
+from alertd.persist import StateStore
 from alertd.record import AlertEvent
+from alertd.reload import RuleWatcher
 from alertd.replay import Tally
 from alertd.sources import Checkpoints, Discovery, Tailer, Waker
 
@@ -28,54 +37,36 @@ class Options:
     force_poll: bool = False
     from_end: bool = False
     state_dir: str | None = None
-    max_idle_tick: float = 1.0  # how often no-data rules are checked with nothing arriving
-
-
-class Delivery(threading.Thread):
-    """Pumps the outbox: sends what is due, sleeps until the next retry or a new event."""
-
-    def __init__(self, outbox):
-        super().__init__(name="alertd-delivery", daemon=True)
-        self.outbox = outbox
-        self.wakeup = threading.Event()
-        self.stopping = False
-
-    def put(self, event: AlertEvent) -> None:
-        self.outbox.put(event)
-        self.wakeup.set()
-
-    def run(self) -> None:
-        while not self.stopping:
-            self.outbox.pump()
-            due = self.outbox.next_due()
-            self.wakeup.wait(timeout=1.0 if due is None else max(0.01, min(due, 1.0)))
-            self.wakeup.clear()
-
-    def drain(self, timeout: float) -> None:
-        """Try to deliver what is pending before exit, for at most `timeout` seconds."""
-        self.stopping = True
-        self.wakeup.set()
-        self.join(timeout=2.0)
-        end = time.monotonic() + timeout
-        while self.outbox.pending() and time.monotonic() < end:
-            if not self.outbox.pump():
-                time.sleep(0.2)
+    max_idle_tick: float = 1.0  # how often no-data rules and repeats are checked with nothing arriving
+    save_every: float = 0.2     # at most this often a pass that only read data saves the state file
+    rule_paths: list[str] = field(default_factory=list)  # watched for hot reload (empty: no reload)
+    cli_vars: dict = field(default_factory=dict)
+    drain_timeout: float = 10.0  # at exit, how long pending notifications are tried
 
 
 class Daemon:
     """Tails files, evaluates every record as it arrives, emits and delivers events."""
 
     def __init__(self, engine: Engine, options: Options, emit: Callable[[AlertEvent], None],
-                 deliver: Delivery | None = None, policy=None, err: TextIO = sys.stderr):
+                 deliver: Delivery | None = None, policy: Policy | None = None, err: TextIO = sys.stderr):
         self.engine, self.options, self.emit, self.err = engine, options, emit, err
-        self.delivery, self.policy = deliver, policy
-        checkpoints = Checkpoints(f"{options.state_dir}/offsets.json") if options.state_dir else None
-        self.tailer = Tailer(Discovery(options.patterns), checkpoints, from_start=not options.from_end)
+        self.delivery = deliver
+        self.policy = policy if policy is not None or deliver is None else Policy(repeat_interval=None)
+        self.store = StateStore(options.state_dir) if options.state_dir else None
+        if self.store:
+            self.store.restore_engine(engine)
+            if policy is not None and self.store.policy:
+                policy.load_dict(self.store.policy)
+        self.checkpoints = Checkpoints(None, self.store.offsets if self.store else None)
+        self.tailer = Tailer(Discovery(options.patterns), self.checkpoints, from_start=not options.from_end)
         self.waker = Waker(self.tailer.discovery.watch_dirs(), poll=options.poll,
                            force_poll=options.force_poll)
+        self.rules = RuleWatcher(options.rule_paths, options.cli_vars, err) if options.rule_paths else None
         self.parsers: dict[str, object] = {}
         self.tallies: dict[str, Tally] = {}
         self.stopping = False
+        self._dirty = False      # state changed since the last save
+        self._saved_at = 0.0
 
     def stop(self, *_args) -> None:
         self.stopping = True
@@ -99,23 +90,41 @@ class Daemon:
     def step(self) -> int:
         """One pass over every source; returns the number of events emitted."""
         now = time.time()
-        events = []
+        if self.rules:
+            self.engine = self.rules.check(self.engine)
+        if self.policy:
+            self.policy.silences.refresh()
+        events, read = [], False
         for path, chunk in self.tailer.poll():
+            read = True
             events += self._evaluate(path, chunk, now)
         events += self.engine.tick(now)
-        for event in events:
+        fresh = self.store.admit(events) if self.store else events
+        for event in fresh:
             self.emit(event)
-        self._notify(events, now)
-        self.tailer.commit()
+        queued = self._notify(events, now)
+        self.tailer.commit()  # positions into self.checkpoints (kept in memory, saved below)
+        self._dirty |= read or bool(events) or queued
+        if self._dirty and (events or queued or now - self._saved_at >= self.options.save_every):
+            self._save(now)
         self.waker.add_dirs(self.tailer.discovery.watch_dirs())
-        return len(events)
+        return len(fresh)
 
-    def _notify(self, events: list[AlertEvent], now: float) -> None:
-        if not self.delivery:
-            return
-        chosen = self.policy.decide(events, now) + self.policy.tick(now) if self.policy else events
-        for event in chosen:
-            self.delivery.put(event)
+    def _notify(self, events: list[AlertEvent], now: float) -> bool:
+        """Hand the policy's notifications to the outbox; True when the policy's state changed."""
+        if not self.delivery or self.policy is None:
+            return False
+        known = self.delivery.known
+        notes = self.policy.plan(events, now, known) + self.policy.plan_tick(now, known)
+        for note in notes:
+            self.delivery.put(note)
+        return bool(notes)
+
+    def _save(self, now: float) -> None:
+        if self.store:
+            self.store.save(self.checkpoints.to_dict(), self.engine,
+                            self.policy.to_dict() if self.policy else None)
+        self._dirty, self._saved_at = False, now
 
     def run(self) -> int:
         """Run until SIGINT/SIGTERM; returns the exit code."""
@@ -128,13 +137,16 @@ class Daemon:
             while not self.stopping:
                 self.step()
                 if not self.stopping:
-                    self.waker.wait(timeout=self.options.max_idle_tick)
+                    settling = self.rules is not None and self.rules.pending()
+                    self.waker.wait(timeout=0.1 if settling else self.options.max_idle_tick)
         finally:
+            if self._dirty:
+                self._save(time.time())
             self.waker.close()
             self.tailer.close()
             for path, tally in self.tallies.items():
                 if tally.summary(path):
                     print(tally.summary(path), file=self.err, flush=True)
             if self.delivery:
-                self.delivery.drain(timeout=5.0)
+                self.delivery.drain(timeout=self.options.drain_timeout)
         return 0

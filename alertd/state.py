@@ -1,6 +1,6 @@
 """The engine's memory as plain JSON: per run, the alert carries and the window tails.
 
-Saved together with the read offsets in one file (see daemon.py), so a restarted daemon resumes
+Saved together with the read offsets in one file (see persist.py), so a restarted daemon resumes
 exactly where the saved state says: the records after those offsets are read again and
 evaluated against the state as it was when they had not been seen. A rule whose definition
 changed (its fingerprint) starts afresh; unchanged rules keep their state, which is also how a

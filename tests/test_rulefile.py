@@ -16,7 +16,7 @@ def write(tmp_path, name, text):
 def test_builtin_pack_loads_and_has_the_core_rules():
     rules = {r.name: r for r in load_rules([builtin_rules()]).rules}
     assert rules["NonFiniteMetric"].for_steps == 0 and rules["NonFiniteMetric"].severity == "critical"
-    assert rules["CrossEntropyAtChance"].for_steps == "chance_steps"
+    assert rules["CrossEntropyAtChance"].for_step_span == "chance_steps"
     assert rules["CrossEntropyAtChance"].vars["num_classes"] is None
     assert rules["RunStalled"].stale_seconds == "stall_seconds" and rules["RunStalled"].vars["stall_seconds"] == 1800
 

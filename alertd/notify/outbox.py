@@ -1,8 +1,10 @@
 """A durable, ordered queue of notifications for one destination, retried with backoff.
 
 On disk (state_dir, all files 0600, readable JSON):
-  NAME.jsonl      journal: one {"seq": n, "event": {...}} per line, appended and fsynced before any attempt
-  NAME.done.json  cursor: {"done": n}, the last delivered seq, replaced atomically after each delivery
+  NAME.jsonl      journal: one {"seq": n, "event": {...}, "tag": t, "ids": [...]} per line, appended and
+                  fsynced before any attempt
+  NAME.done.json  cursor: {"done": n, "recent": [[ids], ...]}, the last delivered seq and the ids of the
+                  last RECENT delivered entries, replaced atomically after each delivery
 
 Delivery is strictly first-in first-out (head-of-line): while the head fails, nothing behind it is
 sent, so a receiver sees a run's events in the order the engine emitted them. Use one Outbox per
@@ -11,6 +13,10 @@ destination (`name=`) so a dead channel does not hold up the others.
 Guarantee: after a restart, every event not marked done is sent again and no marked one is. If the
 process dies between a successful send and the cursor write, that one event is sent twice
 (at-least-once); there is no way around this without the receiver's help.
+
+Idempotent put: each entry carries the ids of the alert events it stands for; `known(id)` is true for
+an id journaled here (pending, or among the last RECENT delivered entries), so a daemon that evaluates
+the same records again after a crash drops the notifications it had already queued.
 """
 from __future__ import annotations
 
@@ -20,16 +26,18 @@ import os
 import threading
 import time
 from collections import deque
-from typing import Callable
+from typing import Callable, Iterable
 
 from alertd.notify import files
 from alertd.record import AlertEvent
 
 log = logging.getLogger(__name__)
+RECENT = 256  # delivered entries whose ids are remembered: more than one evaluation pass can queue
 
 
-def _encode(seq: int, event: AlertEvent) -> str:
-    return json.dumps({"seq": seq, "event": event.to_dict(with_points=True)})
+def _encode(seq: int, event: AlertEvent, tag: str | None, ids: tuple[str, ...]) -> str:
+    return json.dumps({"seq": seq, "event": event.to_dict(with_points=True),
+                       **({"tag": tag} if tag else {}), **({"ids": list(ids)} if ids else {})})
 
 
 class Outbox:
@@ -47,7 +55,9 @@ class Outbox:
         self._clock = clock
         self._base = base_backoff
         self._max = max_backoff
-        self._queue: deque[tuple[int, AlertEvent]] = deque()
+        self._queue: deque[tuple[int, AlertEvent, str | None, tuple[str, ...]]] = deque()
+        self._recent: deque[tuple[str, ...]] = deque(maxlen=RECENT)  # ids of the last deliveries
+        self._ids: dict[str, int] = {}  # id -> entries holding it (pending or recent)
         self._seq = 0
         self._attempts = 0     # consecutive failures of the head
         self._due = 0.0        # clock value before which the head is not retried
@@ -64,7 +74,10 @@ class Outbox:
 
     def _load(self) -> None:
         assert self._journal is not None and self._cursor is not None
-        done = int(files.read_json(self._cursor, {"done": 0}).get("done", 0))
+        cursor = files.read_json(self._cursor, {"done": 0})
+        done = int(cursor.get("done", 0))
+        for ids in cursor.get("recent", []):
+            self._remember(tuple(ids))
         self._seq = done
         try:
             with open(self._journal, "rb") as f:
@@ -81,24 +94,52 @@ class Outbox:
             try:
                 rec = json.loads(line)
                 seq, event = int(rec["seq"]), AlertEvent.from_dict(rec["event"])
+                tag, ids = rec.get("tag"), tuple(rec.get("ids", ()))
             except (ValueError, KeyError, TypeError) as e:
                 log.error("outbox %s line %d unreadable (%s); skipped", self._journal, number,
                           type(e).__name__)
                 continue
             self._seq = max(self._seq, seq)
             if seq > done:
-                self._queue.append((seq, event))
+                self._queue.append((seq, event, tag, ids))
+                self._count(ids, 1)
         if self._queue:
             log.info("outbox %s: %d pending event(s) from before the restart", self._journal,
                      len(self._queue))
 
-    def put(self, event: AlertEvent) -> None:
-        """Queue event behind the others; with a state dir it is on disk when this returns."""
+    def put(self, event: AlertEvent, tag: str | None = None, ids: Iterable[str] = ()) -> bool:
+        """Queue event (for the URLs with apprise `tag`) behind the others; with a state dir it is on
+        disk when this returns. Returns False, queuing nothing, when every id in `ids` is known."""
+        ids = tuple(ids)
         with self._lock:
+            if ids and all(i in self._ids for i in ids):
+                return False
             self._seq += 1
             if self._journal is not None:
-                files.append_line(self._journal, _encode(self._seq, event))
-            self._queue.append((self._seq, event))
+                files.append_line(self._journal, _encode(self._seq, event, tag, ids))
+            self._queue.append((self._seq, event, tag, ids))
+            self._count(ids, 1)
+        return True
+
+    def known(self, event_id: str) -> bool:
+        """True when an entry with this id was queued (still pending, or among the recent deliveries)."""
+        with self._lock:
+            return event_id in self._ids
+
+    def _count(self, ids: tuple[str, ...], delta: int) -> None:
+        for i in ids:
+            n = self._ids.get(i, 0) + delta
+            if n > 0:
+                self._ids[i] = n
+            else:
+                self._ids.pop(i, None)
+
+    def _remember(self, ids: tuple[str, ...]) -> None:
+        """Keep a delivered entry's ids among the recent ones (the oldest recent entry is forgotten)."""
+        if len(self._recent) == self._recent.maxlen:
+            self._count(self._recent[0], -1)
+        self._recent.append(ids)
+        self._count(ids, 1)
 
     def pump(self) -> int:
         """Send due events in order until one fails; return how many went out. Never raises."""
@@ -109,9 +150,9 @@ class Outbox:
         delivered = 0
         while self._queue and self._clock() >= self._due:
             with self._lock:
-                seq, event = self._queue[0]
+                seq, event, tag, ids = self._queue[0]
             try:
-                ok = bool(self._send(event))
+                ok = bool(self._send(event) if tag is None else self._send(event, tag=tag))
             except Exception as e:  # the sender should not raise; if it does, it is a failed try
                 # Only the type: an exception text may quote a URL with its token.
                 log.warning("outbox send raised %s", type(e).__name__)
@@ -125,6 +166,9 @@ class Outbox:
                 break
             with self._lock:
                 self._queue.popleft()
+                self._count(ids, -1)
+                if ids:
+                    self._remember(ids)
                 self._attempts, self._due = 0, 0.0
                 delivered += 1
                 self._mark(seq)
@@ -134,7 +178,8 @@ class Outbox:
         if self._cursor is None or self._journal is None:
             return
         try:
-            files.write_json(self._cursor, {"done": seq})
+            recent = {"recent": [list(i) for i in self._recent]} if self._recent else {}
+            files.write_json(self._cursor, {"done": seq, **recent})
             if not self._queue:
                 # Everything is delivered: start the journal afresh so it does not grow forever.
                 files.write_atomic(self._journal, "")
@@ -151,3 +196,7 @@ class Outbox:
         if not self._queue:
             return None
         return max(0.0, self._due - self._clock())
+
+    def retry_now(self) -> None:
+        """Make the head due now, whatever its backoff (a final flush before exit)."""
+        self._due = 0.0

@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import fnmatch
+import logging
 import os
 import uuid
 from dataclasses import asdict, dataclass, field
 
 from alertd.notify import files
 from alertd.record import AlertEvent
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -42,13 +45,43 @@ class Silences:
     def __init__(self, state_dir: str | None = None) -> None:
         self.path = None if state_dir is None else os.path.join(state_dir, "silences.json")
         self._items: list[Silence] = []
+        self._seen: tuple | None = None  # (mtime_ns, size, ino) of the file when last read
         if self.path is not None:
             files.ensure_dir(state_dir)  # type: ignore[arg-type]
-            self._items = [Silence(**d) for d in files.read_json(self.path, [])]
+            self._read()
+
+    def _signature(self) -> tuple | None:
+        try:
+            st = os.stat(self.path)  # type: ignore[arg-type]
+        except FileNotFoundError:
+            return None
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def _read(self) -> None:
+        self._seen = self._signature()
+        self._items = [Silence(**d) for d in files.read_json(self.path, [])]
+
+    def refresh(self) -> bool:
+        """Re-read the file if another process (`alertd silence add`) changed it; True if it did.
+
+        The file is replaced by rename, so a changed inode, size or mtime means a new version."""
+        if self.path is None or self._signature() == self._seen:
+            return False
+        try:
+            self._read()
+        except (OSError, ValueError, TypeError) as e:  # half-edited by hand: keep the silences we have
+            log.warning("%s: cannot read silences (%s); keeping the previous ones", self.path, e)
+            return False
+        return True
 
     def _save(self) -> None:
         if self.path is not None:
             files.write_json(self.path, [asdict(s) for s in self._items])
+            self._seen = self._signature()
+
+    def all(self) -> list[Silence]:
+        """Every stored silence, expired or not."""
+        return list(self._items)
 
     def add(self, silence: Silence) -> str:
         """Store silence (giving it an id if it has none) and return its id."""

@@ -28,12 +28,19 @@ class Position:
 
 
 class Checkpoints:
-    """Read offsets persisted atomically (temp file + fsync + rename, created 0600) as JSON in a state dir."""
+    """Read offsets persisted atomically (temp file + fsync + rename, created 0600) as JSON in a state dir.
 
-    def __init__(self, path: str):
+    With `path=None` the positions live in memory only and whoever owns them persists `to_dict()`
+    (the daemon keeps them in one state file with the engine's memory, so the two always agree).
+    """
+
+    def __init__(self, path: str | None, raw: Any = None):
         self.path = path
         self._positions: dict[str, Position] = {}
         self._dirty = False
+        if path is None:
+            self._positions = _decode(raw, "state") if raw else {}
+            return
         try:
             with open(path, encoding="utf-8") as f:
                 raw = json.load(f)
@@ -63,14 +70,16 @@ class Checkpoints:
         """Paths that have a saved position."""
         return sorted(self._positions)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The positions as JSON-able data (the file's format)."""
+        return {"version": VERSION, "files": {k: asdict(v) for k, v in sorted(self._positions.items())}}
+
     def save(self) -> None:
-        """Write all positions atomically; does nothing when nothing changed since the last save."""
-        if not self._dirty:
+        """Write all positions atomically; does nothing when nothing changed since the last save
+        (or when the positions are kept in memory for another file)."""
+        if not self._dirty or self.path is None:
             return
-        body = json.dumps({"version": VERSION,
-                           "files": {k: asdict(v) for k, v in sorted(self._positions.items())}},
-                          indent=1).encode()
-        _write_atomic(self.path, body)
+        _write_atomic(self.path, json.dumps(self.to_dict(), indent=1).encode())
         self._dirty = False
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import tempfile
 from importlib import resources
 from pathlib import Path
 
@@ -127,8 +128,11 @@ def cmd_run(args) -> int:
         except ValueError as e:
             return _fail(str(e))
         outbox_dir = str(Path(args.state_dir) / "outbox") if args.state_dir else None
-        delivery = Delivery(Outbox(outbox_dir, sink.send, base_backoff=args.retry_base,
-                                   max_backoff=args.retry_max))
+        # A PNG of the tripping series goes with each notification where matplotlib is installed.
+        from alertd.report import plot
+        pictures = str(Path(args.state_dir) / "pictures") if args.state_dir else tempfile.mkdtemp(prefix="alertd-")
+        delivery = Delivery(Outbox(outbox_dir, plot.with_picture(sink.send, pictures),
+                                   base_backoff=args.retry_base, max_backoff=args.retry_max))
         policy = Policy(repeat_interval=args.repeat_interval or None, storm_limit=args.storm_limit,
                         storm_window=args.storm_window, group_by_run=not args.no_group,
                         silences=Silences(args.state_dir), routes=routes,
@@ -138,11 +142,44 @@ def cmd_run(args) -> int:
                       rule_paths=list(args.rules or [builtin_rules()]), cli_vars=cli_vars,
                       drain_timeout=args.drain_timeout)
     emit = lambda e: print(format_event(e, args.output), flush=True)  # noqa: E731
+    outputs = _cluster_outputs(args)
+    if isinstance(outputs, int):
+        return outputs
+    extras, hooks, stops = outputs
     try:
-        daemon = Daemon(Engine(ruleset, cli_vars), options, emit, delivery, policy)
+        daemon = Daemon(Engine(ruleset, cli_vars), options, emit, delivery, policy, extras=extras, **hooks)
+        return daemon.run()
     except ValueError as e:  # an unreadable state file
         return _fail(str(e))
-    return daemon.run()
+    finally:
+        for stop in stops:
+            stop()
+
+
+def _cluster_outputs(args):
+    """Alertmanager destinations and the /metrics endpoint, from --alertmanager / --metrics-listen."""
+    from alertd.notify.delivery import Delivery
+    from alertd.notify.outbox import Outbox
+    extras, hooks, stops = [], {}, []
+    for i, url in enumerate(args.alertmanager or []):
+        from alertd.export.alertmanager import AlertmanagerSink
+        sink = AlertmanagerSink(url)
+        box = str(Path(args.state_dir) / f"alertmanager{i}") if args.state_dir else None
+        extras.append(Delivery(Outbox(box, sink.send, name="alertmanager",
+                                      base_backoff=args.retry_base, max_backoff=args.retry_max)))
+    if args.metrics_listen:
+        from alertd.export.metrics import LatestValues, MetricsServer, snapshot
+        host, _, port = args.metrics_listen.rpartition(":")
+        try:
+            port_number = int(port)
+        except ValueError:
+            return _fail(f"--metrics-listen {args.metrics_listen!r}: expected HOST:PORT")
+        latest, published = LatestValues(), {"snap": {}}
+        server = MetricsServer(lambda: published["snap"], host or "127.0.0.1", port_number).start()
+        hooks["on_parsed"] = lambda path, parsed: latest.update(path, parsed.frame)
+        hooks["after_step"] = lambda engine: published.update(snap=snapshot(engine, latest))
+        stops.append(server.stop)
+    return extras, hooks, stops
 
 
 def cmd_check(args) -> int:
@@ -192,6 +229,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-group", action="store_true",
                    help="one notification per alert (default: alerts of one run in one pass are one)")
     p.add_argument("--no-resolved", action="store_true", help="do not notify when an alert resolves")
+    p.add_argument("--alertmanager", action="append", metavar="URL",
+                   help="also post alerts to this Alertmanager (v2 API), for its grouping, silences and HA")
+    p.add_argument("--metrics-listen", metavar="HOST:PORT",
+                   help="serve Prometheus /metrics (latest values, alert states); host defaults to 127.0.0.1")
     p.add_argument("--route", action="append", metavar="MATCHERS:TAGS",
                    help="send matching alerts to the apprise URLs with these tags, e.g. "
                         "severity=critical:oncall (repeatable; first match wins; none: every URL)")

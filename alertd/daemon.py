@@ -18,12 +18,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, TextIO
 
+import polars as pl
+
 from alertd.evaluate import Engine
 from alertd.notify.delivery import Delivery
-from alertd.notify.policy import Policy
+from alertd.notify.policy import Notification, Policy, event_id
 from alertd.parse import make_parser
 from alertd.persist import StateStore
-from alertd.record import AlertEvent
+from alertd.record import AlertEvent, Parsed
 from alertd.reload import RuleWatcher
 from alertd.replay import Tally
 from alertd.sources import Checkpoints, Discovery, Tailer, Waker
@@ -42,15 +44,19 @@ class Options:
     rule_paths: list[str] = field(default_factory=list)  # watched for hot reload (empty: no reload)
     cli_vars: dict = field(default_factory=dict)
     drain_timeout: float = 10.0  # at exit, how long pending notifications are tried
+    min_pass: float = 0.1        # seconds between evaluation passes at the most (coalescing)
 
 
 class Daemon:
     """Tails files, evaluates every record as it arrives, emits and delivers events."""
 
     def __init__(self, engine: Engine, options: Options, emit: Callable[[AlertEvent], None],
-                 deliver: Delivery | None = None, policy: Policy | None = None, err: TextIO = sys.stderr):
+                 deliver: Delivery | None = None, policy: Policy | None = None, err: TextIO = sys.stderr,
+                 extras: list[Delivery] = (), on_parsed=None, after_step=None):
         self.engine, self.options, self.emit, self.err = engine, options, emit, err
         self.delivery = deliver
+        self.extras = list(extras)      # destinations that take every event as it is (Alertmanager)
+        self.on_parsed, self.after_step = on_parsed, after_step  # hooks (the /metrics endpoint)
         self.policy = policy if policy is not None or deliver is None else Policy(repeat_interval=None)
         self.store = StateStore(options.state_dir) if options.state_dir else None
         if self.store:
@@ -72,10 +78,10 @@ class Daemon:
         self.stopping = True
         self.waker.wake()
 
-    def _evaluate(self, path: str, chunk, now: float) -> list[AlertEvent]:
+    def _parse(self, path: str, chunk) -> Parsed:
         parser = self.parsers.get(path)
         if parser is None:
-            parser = self.parsers[path] = make_parser(self.options.fmt)
+            parser = self.parsers[path] = make_parser(self.options.fmt, path)
             self.tallies[path] = Tally()
         if chunk.reset:
             parser.reset()
@@ -85,7 +91,9 @@ class Daemon:
         tally.add(parsed)
         if tally.bad_lines and not before:
             print(tally.summary(path), file=self.err, flush=True)
-        return self.engine.feed(path, parsed, now=now)
+        if self.on_parsed:
+            self.on_parsed(path, parsed)
+        return parsed
 
     def step(self) -> int:
         """One pass over every source; returns the number of events emitted."""
@@ -94,20 +102,28 @@ class Daemon:
             self.engine = self.rules.check(self.engine)
         if self.policy:
             self.policy.silences.refresh()
-        events, read = [], False
+        # Everything new in every file, then one evaluation pass over all of them: hundreds of
+        # files cost a few polars calls per pass, not per file (evaluate.feed_many).
+        batches: dict[str, Parsed] = {}
         for path, chunk in self.tailer.poll():
-            read = True
-            events += self._evaluate(path, chunk, now)
+            parsed = self._parse(path, chunk)
+            batches[path] = _merge(batches[path], parsed) if path in batches else parsed
+        events = self.engine.feed_many(batches, now) if batches else []
         events += self.engine.tick(now)
         fresh = self.store.admit(events) if self.store else events
         for event in fresh:
             self.emit(event)
         queued = self._notify(events, now)
+        for extra in self.extras:
+            for event in events:
+                extra.put(Notification(event, (event_id(event),)))
         self.tailer.commit()  # positions into self.checkpoints (kept in memory, saved below)
-        self._dirty |= read or bool(events) or queued
+        self._dirty |= bool(batches) or bool(events) or queued
         if self._dirty and (events or queued or now - self._saved_at >= self.options.save_every):
             self._save(now)
         self.waker.add_dirs(self.tailer.discovery.watch_dirs())
+        if self.after_step:
+            self.after_step(self.engine)
         return len(fresh)
 
     def _notify(self, events: list[AlertEvent], now: float) -> bool:
@@ -131,14 +147,21 @@ class Daemon:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, self.stop)
             signal.signal(signal.SIGTERM, self.stop)
-        if self.delivery:
-            self.delivery.start()
+        for d in [self.delivery, *self.extras]:
+            if d:
+                d.start()
+        last = 0.0
         try:
             while not self.stopping:
+                # Coalesce: at most one pass per min_pass seconds, so a busy writer (or hundreds of
+                # files) gives larger batches instead of a pass per line.
+                time.sleep(max(0.0, last + self.options.min_pass - time.monotonic()))
+                last = time.monotonic()
                 self.step()
                 if not self.stopping:
                     settling = self.rules is not None and self.rules.pending()
                     self.waker.wait(timeout=0.1 if settling else self.options.max_idle_tick)
+            self.step()  # what was written just before the stop is still evaluated
         finally:
             if self._dirty:
                 self._save(time.time())
@@ -147,6 +170,15 @@ class Daemon:
             for path, tally in self.tallies.items():
                 if tally.summary(path):
                     print(tally.summary(path), file=self.err, flush=True)
-            if self.delivery:
-                self.delivery.drain(timeout=self.options.drain_timeout)
+            for d in [self.delivery, *self.extras]:
+                if d:
+                    d.drain(timeout=self.options.drain_timeout)
         return 0
+
+
+def _merge(first: Parsed, then: Parsed) -> Parsed:
+    """Two parsed chunks of one file (a rotation hands out the old file's end, then the new)."""
+    frame = pl.concat([first.frame, then.frame], how="diagonal_relaxed")
+    bad = first.bad_lines + then.bad_lines
+    return Parsed(frame, {**first.meta, **then.meta}, bad, first.first_bad_line or then.first_bad_line,
+                  first.first_bad_reason or then.first_bad_reason)

@@ -62,7 +62,7 @@ def chunks(path: str, size: int = CHUNK) -> Iterator[bytes]:
 def replay_file(engine: Engine, path: str, fmt: str, emit: Callable[[AlertEvent], None],
                 progress: Callable[[int], None] | None = None) -> Tally:
     """Feed one file through the engine; raises InputError if it cannot be read or holds nothing."""
-    parser = make_parser(fmt)
+    parser = make_parser(fmt, path)
     tally = Tally()
     now = time.time()
     try:

@@ -1,10 +1,14 @@
 """Free-text training logs: metric pairs in print lines, tqdm bars, MMEngine and HF Trainer lines.
 
-Every regex runs over the whole chunk at once as a polars string expression; there is no
-Python loop per line. A line (or a tqdm update between carriage returns) with at least one
-metric pair is one record; other lines are skipped silently, as logs are full of them.
+Every regex runs over the whole chunk at once as a polars string expression; the only Python
+loop is over the few config-print lines (HF Trainer's run header). A line (or a tqdm update
+between carriage returns) with at least one metric pair is one record; other lines are
+skipped silently, as logs are full of them.
 """
 from __future__ import annotations
+
+import re
+from typing import Any
 
 import polars as pl
 
@@ -23,6 +27,19 @@ _TQDM_N = r"(\d+)(?:/\S+|[A-Za-z]+)\s\[(?:\d+:)*\d+:\d\d[<,\]]"
 # MMEngine: `Epoch(train) [e][ i/n]` and `Iter(train) [ i/n]`.
 _MM_EPOCH = r"Epoch\(train\)\s*\[(\d+)\]\[\s*(\d+)/(\d+)\]"
 _MM_ITER = r"Iter\(train\)\s*\[\s*(\d+)/\d+\]"
+# A config print: a name of several words, `=`, an integer (thousands may be comma-separated)
+# that ends the line or a `|` field, e.g. HF Trainer's `  Num examples = 51,200` or
+# `  Total optimization steps = 800`. Metrics have one-word names (`loss = 0.5`,
+# `train/loss_text=0.649`), so only the last word before `=` is captured as the key.
+_CONFIG = r"[A-Za-z][ \t]+([A-Za-z_][\w./\-]*)[ \t]*=[ \t]*(?:\d{1,3}(?:,\d{3})+|\d+)[ \t]*(\||$)"
+_CONFIG_RE = re.compile(_CONFIG)
+# The header values that give HF dict lines (which carry only `'epoch': e`) their global step.
+_HEADER_RE = re.compile(r"(?i)\b(num epochs|total optimization steps|gradient accumulation steps)"
+                        r"[ \t]*=[ \t]*(\d{1,3}(?:,\d{3})+|\d+)")
+_HEADER_KEYS = {"num epochs": "num_epochs", "total optimization steps": "total_steps",
+                "gradient accumulation steps": "grad_accum"}
+_HF_DICT = r"\{\s*['\"][A-Za-z_]"  # `{'loss': ...` as HF's ProgressCallback prints logs
+_SCALE = "\x00scale"     # total_steps / num_epochs in force at each segment
 NOT_METRICS = ("eta",)  # time-left estimates look like numbers but are not metrics
 _SEG = "\x00seg"        # internal column names cannot clash with metric keys (no NUL in keys)
 _KEYC, _VALC = "\x00key", "\x00val"
@@ -47,8 +64,37 @@ def _pairs(segs: pl.DataFrame) -> pl.DataFrame:
              .filter(pl.col("p").str.contains(_PIPE_PAIR)))
     piped = piped.select(_SEG, pl.col("p").str.extract(_PIPE_PAIR, 1).alias(_KEYC),
                          pl.col("p").str.extract(_PIPE_PAIR, 2).alias(_VALC))
-    pairs = pl.concat([eq, piped]).filter(~pl.col(_KEYC).is_in(NOT_METRICS))
+    # `[INFO|trainer.py:2128]`: a logger's source location, not a metric.
+    pairs = pl.concat([eq, piped]).filter(~pl.col(_KEYC).is_in(NOT_METRICS)
+                                          & ~pl.col(_KEYC).str.ends_with(".py"))
     return pairs.with_columns(pl.col(_VALC).cast(pl.Float64, strict=False))
+
+
+def _blank_config(m: re.Match[str]) -> str:
+    """A config print as blank text (keeping its `|`); a step key (`global step = 100`) stays."""
+    if m.group(1).lower() in STEP_KEYS:
+        return m.group(0)
+    return " |" if m.group(2) else " "
+
+
+def _config_lines(segs: pl.DataFrame) -> tuple[pl.DataFrame, list[tuple[int, dict[str, int]]]]:
+    """Blank config prints out of the segments; return them and the header values, by segment."""
+    hit = segs.filter(pl.col("t").str.contains(_CONFIG))
+    if hit.height == 0:
+        return segs, []
+    texts: dict[int, str] = {}
+    header: list[tuple[int, dict[str, int]]] = []
+    for seg, t in hit.select(_SEG, "t").iter_rows():  # header lines only: a handful per run
+        texts[seg] = _CONFIG_RE.sub(_blank_config, t)
+        vals = {_HEADER_KEYS[m.group(1).lower()]: int(m.group(2).replace(",", ""))
+                for m in _HEADER_RE.finditer(t)}
+        if vals:
+            header.append((seg, vals))
+    fixed = pl.DataFrame({_SEG: list(texts), "fixed": list(texts.values())},
+                         schema={_SEG: segs.schema[_SEG], "fixed": pl.String})
+    segs = (segs.join(fixed, on=_SEG, how="left")
+            .with_columns(pl.coalesce("fixed", "t").alias("t")).drop("fixed").sort(_SEG))
+    return segs, header
 
 
 def _records(segs: pl.DataFrame, pairs: pl.DataFrame) -> pl.DataFrame:
@@ -68,10 +114,19 @@ def _records(segs: pl.DataFrame, pairs: pl.DataFrame) -> pl.DataFrame:
          + t.str.extract(_MM_EPOCH, 2).cast(pl.Int64, strict=False)).alias("mm_epoch"),
         t.str.extract(_MM_ITER, 1).cast(pl.Int64, strict=False).alias("mm_iter"),
         t.str.extract(_TQDM_N, 1).cast(pl.Int64, strict=False).alias("tqdm"),
+        t.str.contains(_HF_DICT).alias("hf"), _SCALE,
     )
-    out = (wide.join(steps, on=_SEG, how="left").join(explicit, on=_SEG, how="left").sort(_SEG)
-           .with_columns(pl.coalesce("explicit", "mm_epoch", "mm_iter", "tqdm").alias(STEP_COL)))
-    return out.drop(_SEG, "explicit", "mm_epoch", "mm_iter", "tqdm")
+    # HF's epoch is a float fraction of the run: its global step is epoch * steps per epoch.
+    epoch = (pairs.filter(pl.col(_KEYC) == "epoch").group_by(_SEG)
+             .agg(pl.col(_VALC).last().alias("epoch_v")))
+    hf_step = (pl.when(pl.col("hf")).then((pl.col("epoch_v") * pl.col(_SCALE)).round())
+               .cast(pl.Int64, strict=False))
+    parts = ("explicit", "hf_step", "mm_epoch", "mm_iter", "tqdm")
+    out = (wide.join(steps, on=_SEG, how="left").join(explicit, on=_SEG, how="left")
+           .join(epoch, on=_SEG, how="left").sort(_SEG)
+           .with_columns(hf_step.alias("hf_step"))
+           .with_columns(pl.coalesce(*parts).alias(STEP_COL)))
+    return out.drop(_SEG, "hf", _SCALE, "epoch_v", *parts)
 
 
 class TextParser:
@@ -85,21 +140,44 @@ class TextParser:
         self.reset()
 
     def reset(self) -> None:
-        """Forget position and record count: the file was truncated or rotated."""
+        """Forget position, record count and run header: the file was truncated or rotated."""
         self._lines = 0
         self._records = 0
+        self._header: dict[str, int] = {}  # HF run header values in force; a later header updates
+
+    def _steps_per_epoch(self) -> float | None:
+        """total_steps / num_epochs from the header, or None when the header has not said."""
+        t, e = self._header.get("total_steps"), self._header.get("num_epochs")
+        return t / e if t is not None and e else None
+
+    def _with_scale(self, segs: pl.DataFrame, header: list[tuple[int, dict[str, int]]]) -> pl.DataFrame:
+        """Attach the steps per epoch in force at each segment, updating the header state."""
+        before = pl.lit(self._steps_per_epoch(), dtype=pl.Float64)
+        marks: list[tuple[int, float | None]] = []
+        for seg, vals in header:
+            self._header.update(vals)
+            marks.append((seg, self._steps_per_epoch()))
+        if not marks:
+            return segs.with_columns(before.alias(_SCALE))
+        at = pl.DataFrame(marks, schema={_SEG: segs.schema[_SEG], _SCALE: pl.Float64}, orient="row")
+        return (segs.join(at, on=_SEG, how="left").sort(_SEG)
+                .with_columns(pl.col(_SCALE).forward_fill().fill_null(before)))
 
     def feed(self, data: bytes) -> Parsed:
         """Parse a chunk of complete lines (tqdm updates may end in '\\r')."""
         bad = BadTally()
         raw = pl.DataFrame(schema={LINE: pl.Int64})
+        meta: dict[str, Any] = {}
         try:
             segs = _segments(decode(data), self._lines)
             if segs.height:
-                raw = _records(segs, _pairs(segs))
+                segs, header = _config_lines(segs)
+                for _, vals in header:  # the engine reads these as rule variables
+                    meta.update({k: v for k, v in vals.items() if k in ("grad_accum", "total_steps")})
+                raw = _records(self._with_scale(segs, header), _pairs(segs))
         except Exception as e:  # never raise on input; say why instead
             bad.add(self._lines + 1, f"parser error: {type(e).__name__}", max(1, data.count(b"\n")))
         self._lines += data.count(b"\n")
         frame = finalize(raw, self._records)
         self._records += frame.height
-        return parsed(frame, {}, bad)
+        return parsed(frame, meta, bad)

@@ -100,7 +100,7 @@ def _downsample(frame: pl.DataFrame, col: str) -> Series:
 
 def read_series(path: str, fmt: str) -> tuple[dict[str, Series], int, int]:
     """Every metric of a file as a Series; and the first and last step."""
-    parser = make_parser(fmt)
+    parser = make_parser(fmt, path)
     frames = [p.frame for p in (parser.feed(data) for data in chunks(path)) if p.frame.height]
     if not frames:
         return {}, 0, 0

@@ -136,7 +136,6 @@ def train_step(fmt: str, every: int, alertd_step: int) -> int:
     """The 0-based optimizer step of the record alertd numbered `alertd_step`."""
     if fmt in ("jsonl", "print", "csv"):
         return alertd_step
-    if fmt == "hf":  # no step in the line: alertd numbers records 1, 2, ..., and the header line
-        # `Total optimization steps = N` is record 1 to the text parser (a `key = value` pair)
-        return (alertd_step - 1) * every - 1
+    if fmt == "hf":  # no step in the line and no `Num Epochs` in this header: records 1, 2, ...
+        return alertd_step * every - 1
     return alertd_step - 1  # tqdm's n, MMEngine's 1-based iteration, the probe's step count

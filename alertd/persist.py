@@ -23,7 +23,7 @@ import os
 from typing import Any, Iterable
 
 from alertd.evaluate import Engine
-from alertd.notify import files
+from alertd import statefile as files
 from alertd.notify.policy import event_id
 from alertd.record import AlertEvent
 from alertd.state import restore, snapshot

@@ -28,7 +28,7 @@ import time
 from collections import deque
 from typing import Callable, Iterable
 
-from alertd.notify import files
+from alertd import statefile as files
 from alertd.record import AlertEvent
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from alertd.notify import files
+from alertd import statefile as files
 from alertd.notify.render import fmt_value
 from alertd.notify.routes import Routes
 from alertd.notify.silence import Silences

@@ -7,7 +7,7 @@ import os
 import uuid
 from dataclasses import asdict, dataclass, field
 
-from alertd.notify import files
+from alertd import statefile as files
 from alertd.record import AlertEvent
 
 log = logging.getLogger(__name__)

@@ -13,6 +13,8 @@ import os
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from alertd import statefile
+
 VERSION = 1
 
 
@@ -79,7 +81,8 @@ class Checkpoints:
         (or when the positions are kept in memory for another file)."""
         if not self._dirty or self.path is None:
             return
-        _write_atomic(self.path, json.dumps(self.to_dict(), indent=1).encode())
+        statefile.ensure_dir(os.path.dirname(os.path.abspath(self.path)))
+        statefile.write_atomic(self.path, json.dumps(self.to_dict(), indent=1).encode())
         self._dirty = False
 
 
@@ -96,24 +99,3 @@ def _decode(raw: Any, path: str) -> dict[str, Position]:
     return out
 
 
-def _write_atomic(path: str, body: bytes) -> None:
-    """Write via a temp file in the same directory, fsync, rename, fsync the directory."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, mode=0o700, exist_ok=True)
-    tmp = f"{path}.tmp.{os.getpid()}"
-    # 0600 from creation: paths of a user's logs are nobody else's business.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)  # O_CREAT keeps the mode of a leftover temp file; make sure
-        view = memoryview(body)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dfd)  # make the rename itself durable
-    finally:
-        os.close(dfd)

@@ -1,4 +1,5 @@
-"""Private state files of the notify package: mode 0600, fsynced, replaced atomically."""
+"""State files (offsets, engine state, outbox, policy, silences): mode 0600, fsynced, replaced
+atomically, JSON a person can read."""
 from __future__ import annotations
 
 import json
@@ -26,13 +27,13 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def write_atomic(path: str, text: str) -> None:
-    """Write text to path via a 0600 temporary file, fsync and rename: readers see old or new, never half."""
+def write_atomic(path: str, text: str | bytes) -> None:
+    """Write to path via a 0600 temporary file, fsync and rename: readers see old or new, never half."""
     tmp = f"{path}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
         os.fchmod(fd, 0o600)  # an old tmp file may have kept other bits
-        _write_all(fd, text.encode())
+        _write_all(fd, text.encode() if isinstance(text, str) else text)
         os.fsync(fd)
     finally:
         os.close(fd)

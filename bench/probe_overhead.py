@@ -3,8 +3,9 @@
 Variants, interleaved round by round (the order rotates) so machine drift hits all alike:
   base      plain training step (forward, backward, AdamW step, zero_grad)
   control   the same plain step again: its ratio to base shows the measurement noise
-  every=10  Probe(every=10), probe.step(loss=..., labels=...) per step
-  every=1   Probe(every=1)
+  every=10  Probe(every=10), probe.step(loss=..., labels=...) per step (update ratio on each record)
+  every=1   Probe(every=1): grad norms, has_grad, lr, labels, non-finite counts every step; the
+            update ratio and weight norms every 10th (default ratio_every = max(every, 10))
   naive     reference 003's hook: per parameter, `acc += g.pow(2).sum().item()` (grad norm only)
 Times are the process's CPU time on the CPU (other processes on a shared machine do not count;
 cache and memory-bandwidth contention still do), wall time with --device cuda.

@@ -29,11 +29,14 @@ def make_model() -> nn.Module:
 
 
 def train(path, model=None, opt=None, steps=4, ga=1, every=1, zero_each=False, set_to_none=True,
-          zero_after_step=True, labels_hi=C, nan_at=None, groups=None, extra=True):
-    """Train for `steps` optimizer steps of `ga` micro-batches; return the parsed JSONL."""
+          zero_after_step=True, labels_hi=C, nan_at=None, groups=None, extra=True, ratio_every=1):
+    """Train for `steps` optimizer steps of `ga` micro-batches; return the parsed JSONL.
+
+    ratio_every=1 by default: these tests check update_ratio/weight_norm values on every record."""
     model = model or make_model()
     opt = opt or torch.optim.SGD(model.parameters(), lr=0.1)
-    probe = Probe(model, opt, path=str(path), every=every, grad_accum=ga, num_classes=C, groups=groups)
+    probe = Probe(model, opt, path=str(path), every=every, grad_accum=ga, num_classes=C, groups=groups,
+                  ratio_every=ratio_every)
     trainable = any(p.requires_grad for p in model.parameters())
     for i in range(steps * ga):
         x, y = torch.randn(32, 8), torch.randint(0, labels_hi, (32,))
@@ -91,7 +94,7 @@ def test_healthy_run(tmp_path, ga):
 def test_grad_norm_matches_torch(tmp_path):
     model = make_model()
     opt = torch.optim.SGD(model.parameters(), lr=0.0)  # lr 0: grads stay readable after step
-    probe = Probe(model, opt, path=str(tmp_path / "p.jsonl"), every=1)
+    probe = Probe(model, opt, path=str(tmp_path / "p.jsonl"), every=1, ratio_every=1)
     loss = nn.functional.cross_entropy(model(torch.randn(32, 8)), torch.randint(0, C, (32,)))
     loss.backward()
     probe.step(loss=loss)
@@ -164,6 +167,59 @@ def test_nan_loss_counts_nonfinite(tmp_path):
 def test_every_10_writes_one_record_per_10_steps(tmp_path):
     _, pre, recs = split(train(tmp_path / "p.jsonl", steps=50, every=10, extra=False))
     assert [r["step"] for r in recs] == [10, 20, 30, 40, 50] and len(pre) == 1
+
+
+RATIO_KEYS = ("update_ratio/body", "update_ratio/head", "update_ratio/root",
+              "weight_norm/body", "weight_norm/head", "weight_norm/root")
+
+
+@pytest.mark.parametrize("every, ratio_every, steps, expected", [
+    (1, None, 25, [10, 20]),        # default max(every, 10)
+    (10, None, 30, [10, 20, 30]),   # default: every written record
+    (3, None, 60, [30, 60]),        # default 10: written steps that are multiples of 10
+    (2, 4, 12, [4, 8, 12]),
+    (1, 1, 3, [1, 2, 3]),
+])
+def test_ratio_every_cadence(tmp_path, every, ratio_every, steps, expected):
+    meta, _, recs = split(train(tmp_path / "p.jsonl", steps=steps, every=every, extra=False,
+                                ratio_every=ratio_every))
+    assert meta["ratio_every"] == expected[1] - expected[0] and meta["every"] == every
+    assert [r["step"] for r in recs] == list(range(every, steps + 1, every))
+    for r in recs:
+        # The cheap fields stay on every written record; the ratio only on measured ones.
+        assert r["grad_norm/head"] > 0 and r["has_grad/head"] == r["trainable/head"] == 2
+        assert "lr" in r and "labels/max" in r and r["nonfinite/grad"] == 0
+        measured = [k in r for k in RATIO_KEYS]
+        assert measured == [r["step"] in expected] * len(RATIO_KEYS), r["step"]
+        if r["step"] in expected:
+            assert r["update_ratio/head"] > 0 and r["weight_norm/head"] > 0
+
+
+def test_snapshot_only_before_ratio_steps(tmp_path):
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    probe = Probe(model, opt, path=str(tmp_path / "p.jsonl"), every=1, ratio_every=5)
+    seen = []
+    for _ in range(10):
+        nn.functional.cross_entropy(model(torch.randn(4, 8)), torch.randint(0, C, (4,))).backward()
+        opt.step()
+        opt.zero_grad()
+        # On the CPU the copy's buffers are kept after a ratio step (then holding before - after):
+        # their contents change exactly when a copy is taken.
+        seen.append([b.clone() for b in next(iter(probe._bufs.values()))] if probe._bufs else None)
+    probe.close()
+    assert seen[:4] == [None] * 4  # no copy before steps 1-4
+    same = [all(torch.equal(a, b) for a, b in zip(seen[4], s)) for s in seen[4:]]
+    assert same == [True, True, True, True, True, False]  # copied before steps 5 and 10 only
+    default = Probe(make_model(), opt, path=str(tmp_path / "q.jsonl"), every=1)
+    default.close()
+    assert default.ratio_every == 10
+
+
+def test_ratio_every_rejects_zero(tmp_path):
+    with pytest.raises(ValueError):
+        Probe(make_model(), torch.optim.SGD(make_model().parameters(), lr=0.1),
+              path=str(tmp_path / "p.jsonl"), ratio_every=0)
 
 
 def test_user_groups(tmp_path):

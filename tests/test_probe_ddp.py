@@ -23,7 +23,7 @@ dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank
 torch.manual_seed(0)
 model = DDP(nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3)))
 opt = torch.optim.SGD(model.parameters(), lr=0.1)
-probe = Probe(model, opt, path=out, every=1, grad_accum=2, num_classes=3)
+probe = Probe(model, opt, path=out, every=1, ratio_every=1, grad_accum=2, num_classes=3)
 for i in range(6):
     x, y = torch.randn(16, 8), torch.randint(0, 3, (16,))
     if i % 2 == 0:

@@ -1,6 +1,6 @@
 """Zero-code attach: run `python train.py ARGS` in-process with a Probe on each optimizer it steps.
 
-Usage: `alertd probe [--out PATH] [--every N] -- python train.py ARGS`, or
+Usage: `alertd probe [--out PATH] [--every N] [--ratio-every N] -- python train.py ARGS`, or
 `python -m alertd.probe.attach [--out PATH] [--every N] -- python train.py ARGS`.
 The probe attaches at an optimizer's first step (global step pre-hook), so that step is
 not measured and the preflight record comes at step 2. The model is the root module
@@ -56,7 +56,8 @@ def _exit_code(e: SystemExit) -> int:
 
 
 def run_attached(argv: Sequence[str], out: str = DEFAULT_PATH, every: int = 10,
-                 grad_accum: int | None = None, num_classes: int | None = None) -> int:
+                 grad_accum: int | None = None, num_classes: int | None = None,
+                 ratio_every: int | None = None) -> int:
     """Run `[python] script.py ARGS` (or `-m module ARGS`) with probes attached; return its exit code."""
     args = list(argv)
     if args and args[0] == "--":
@@ -76,6 +77,7 @@ def run_attached(argv: Sequence[str], out: str = DEFAULT_PATH, every: int = 10,
         if id(optimizer) not in probes:  # the probe holds the optimizer, so ids stay unique
             probes[id(optimizer)] = Probe(find_model(optimizer), optimizer,
                                           path=_suffixed(out, len(probes)), every=every,
+                                          ratio_every=ratio_every,
                                           grad_accum=grad_accum, num_classes=num_classes, _late=True)
 
     handle = register_optimizer_step_pre_hook(on_step)

@@ -13,6 +13,8 @@ def add_probe_args(parser: argparse.ArgumentParser) -> None:
     """Options of `alertd probe`."""
     parser.add_argument("--out", default=DEFAULT_PATH, help="JSONL stream to write (default %(default)s)")
     parser.add_argument("--every", type=int, default=10, help="write every N optimizer steps")
+    parser.add_argument("--ratio-every", type=int, default=None,
+                        help="measure update_ratio/weight_norm every N steps (default max(every, 10))")
     parser.add_argument("--grad-accum", type=int, default=None, help="expected micro-batches per step (meta)")
     parser.add_argument("--num-classes", type=int, default=None, help="number of classes (meta)")
     parser.add_argument("argv", nargs=argparse.REMAINDER, help="-- python train.py ARGS")
@@ -21,7 +23,7 @@ def add_probe_args(parser: argparse.ArgumentParser) -> None:
 def probe_command(args: argparse.Namespace) -> int:
     """Handler of `alertd probe`."""
     from alertd.probe.attach import run_attached
-    return run_attached(args.argv, out=args.out, every=args.every,
+    return run_attached(args.argv, out=args.out, every=args.every, ratio_every=args.ratio_every,
                         grad_accum=args.grad_accum, num_classes=args.num_classes)
 
 
@@ -44,7 +46,8 @@ def ckpt_diff_command(args: argparse.Namespace) -> int:
 def register(subparsers: Any) -> None:
     """Add `probe` and `ckpt` (with `diff`) to the CLI's subparsers; each sets func(args) -> int."""
     p = subparsers.add_parser("probe", help="run a training script with the probe attached",
-                              description="alertd probe [--out PATH] [--every N] -- python train.py ARGS")
+                              description="alertd probe [--out PATH] [--every N] [--ratio-every N] "
+                                          "-- python train.py ARGS")
     add_probe_args(p)
     p.set_defaults(func=probe_command)
     c = subparsers.add_parser("ckpt", help="checkpoint tools")

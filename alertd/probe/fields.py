@@ -92,7 +92,8 @@ def preflight(step: int, names: list[str], pend: dict[str, Any], loss: float | N
 
 def group_metrics(names: list[str], pend: dict[str, Any], sq: list[float]) -> dict[str, Any]:
     """grad_norm, then grad_norm, has_grad, trainable, update_ratio, weight_norm per group,
-    from sums of squares per group: grads in sq[:G], updates in sq[G:2G], weights in sq[2G:]."""
+    from sums of squares per group: grads in sq[:G], updates in sq[G:2G], weights in sq[2G:]
+    (update_ratio and weight_norm only when pend["ratio"]: the step measured them)."""
     G = len(names)
     rec: dict[str, Any] = {"grad_norm": math.sqrt(sum(sq[:G]))}
     for g, name in enumerate(names):
@@ -100,6 +101,7 @@ def group_metrics(names: list[str], pend: dict[str, Any], sq: list[float]) -> di
         rec[f"grad_norm/{name}"] = math.sqrt(sq[g])
         rec[f"has_grad/{name}"] = pend["has"][g]
         rec[f"trainable/{name}"] = pend["trainable"][g]
-        rec[f"update_ratio/{name}"] = d / w if w > 0 else (0.0 if d == 0 else math.inf)
-        rec[f"weight_norm/{name}"] = w
+        if pend["ratio"]:
+            rec[f"update_ratio/{name}"] = d / w if w > 0 else (0.0 if d == 0 else math.inf)
+            rec[f"weight_norm/{name}"] = w
     return rec

@@ -28,12 +28,13 @@ class Probe:
         probe.close()
 
     Line 1 is `{"meta": {...}}` (num_classes, grad_accum, params|numel|trainable/<group>, torch,
-    cuda, rank, world_size, every). Optimizer steps are seen through its step pre/post hooks;
+    cuda, rank, world_size, every, ratio_every). Optimizer steps are seen through its step pre/post hooks;
     step S (1-based count of steps) is written when S % every == 0:
     loss and each extra metric (mean over the step's micro-batches), grad_norm and
     grad_norm/<g> (L2, before the step, after any clipping), has_grad/<g>, trainable/<g>
     (parameter tensors with requires_grad), update_ratio/<g> = ||theta_after - theta_before|| /
-    ||theta_after||, weight_norm/<g>, lr and lr/<i> per param group, labels/{unique,min,max,
+    ||theta_after|| and weight_norm/<g> (only on written steps that are multiples of
+    `ratio_every`, see below), lr and lr/<i> per param group, labels/{unique,min,max,
     out_of_range} (labels outside [0, num_classes)), nonfinite/loss (non-finite micro-batch
     losses since the previous record) and nonfinite/grad (parameters whose gradient holds
     NaN/inf at this step). At the first step a `"event": "preflight"` record is also written.
@@ -43,20 +44,35 @@ class Probe:
     is right, 1 when the grad is reset (zero_grad) on every micro-batch (earlier ones are
     thrown away), growing past GA if it is never reset. So has_grad/trainable == grad_accum.
 
+    ratio_every (default max(every, 10)): the update ratio needs a copy of the parameters
+    before the step, a subtraction and two more norms, about a third of an AdamW step, so it
+    and weight_norm/<g> are measured only on written steps S with S % ratio_every == 0 (every
+    lcm(every, ratio_every) steps; meta `ratio_every` is that effective cadence). Other records
+    lack the update_ratio/* and weight_norm/* keys: rules see no record for those series. A
+    hold spanning steps is not delayed (the pack's UpdateRatioNearZero, 10 steps after a 10-step
+    warm-up, fires at step 20 with ratio_every=10, 19 with 1); a hold counting records waits
+    ratio_every times longer. Pass ratio_every=1 to measure it on every written step.
+
     Cost: steps that are not measured do integer counting only (the per-parameter hooks are
-    armed just for the measured step and the one before it). A measured step costs a copy of
-    the optimized parameters, three `_foreach_norm`s, one `_foreach_sub_`, a stack and ONE
-    host sync; sums per group are made on the host from per-parameter norms. Memory: that copy,
-    held from the step's pre-hook to its post-hook only on accelerators, kept (reused) on the CPU.
+    armed just for the measured step and the one before it). A written step costs one
+    `_foreach_norm` of the grads, a stack and ONE host sync; a ratio step adds a copy of the
+    optimized parameters (taken in the pre-hook of that step only), one `_foreach_sub_` and two
+    `_foreach_norm`s. Sums per group are made on the host from per-parameter norms. Memory: that
+    copy, held from the step's pre-hook to its post-hook only on accelerators, kept (reused) on
+    the CPU.
     """
 
     def __init__(self, model: nn.Module | None, optimizer: torch.optim.Optimizer,
                  path: str | None = None, every: int = 10, grad_accum: int | None = None,
                  num_classes: int | None = None, groups: Mapping[str, Any] | None = None,
-                 *, _late: bool = False) -> None:
+                 ratio_every: int | None = None, *, _late: bool = False) -> None:
         if every < 1:
             raise ValueError("every must be >= 1")
+        if ratio_every is not None and ratio_every < 1:
+            raise ValueError("ratio_every must be >= 1")
         self.optimizer, self.every = optimizer, int(every)
+        # The ratio is measured on written steps only: its cadence is a multiple of `every`.
+        self.ratio_every = math.lcm(self.every, int(ratio_every) if ratio_every else max(self.every, 10))
         self.grad_accum, self.num_classes = grad_accum, num_classes
         self.model = grouping.unwrap(model) if model is not None else None
         self.rank, self.world_size = _dist()
@@ -98,7 +114,8 @@ class Probe:
             meta[f"numel/{name}"] = sum(p.numel() for p in ps)
             meta[f"trainable/{name}"] = sum(1 for p in ps if p.requires_grad)
         meta.update({"torch": torch.__version__, "cuda": torch.version.cuda, "rank": self.rank,
-                     "world_size": self.world_size, "every": self.every})
+                     "world_size": self.world_size, "every": self.every,
+                     "ratio_every": self.ratio_every})
         return meta
 
     def _wants(self, step: int) -> bool:
@@ -179,12 +196,16 @@ class Probe:
             if isinstance(lr, Tensor):
                 lr_t.append((i, lr))
             lrs.append(float("nan") if isinstance(lr, Tensor) else float(lr))
-        # The only extra memory: one copy of the optimized trainable params, until _on_post.
+        # The only extra memory: one copy of the optimized trainable params, until _on_post,
+        # taken only before a step whose update ratio is measured (the costly part of a record).
         # (No .detach() per parameter: under no_grad the foreach ops make no graph.)
+        ratio = (self.steps + 1) % self.ratio_every == 0
+        if not ratio:
+            snap_idx = []
         snap_params = [self.params[k] for k in snap_idx]
         snap = self._snapshot(snap_params, snap_idx) if snap_params else []
         self._pending = {"has": has, "trainable": trainable, "unopt": unopt, "lrs": lrs, "lr_t": lr_t,
-                         "snap_idx": snap_idx, "snap": snap, "snap_params": snap_params,
+                         "ratio": ratio, "snap_idx": snap_idx, "snap": snap, "snap_params": snap_params,
                          "gnorms": self._norms(grads, gk) if grads else [], "gk": gk}
 
     def _on_post(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
@@ -208,7 +229,7 @@ class Probe:
         if idx:
             torch._foreach_sub_(snap, pend["snap_params"])  # before - after
         dnorms = self._norms(snap, idx) if idx else []
-        wnorms = self._norms(self.params, list(range(len(self.params))))
+        wnorms = self._norms(self.params, list(range(len(self.params)))) if pend["ratio"] else []
         del snap
         write = self.steps % self.every == 0
         held = self._losses if write else self._losses[self._step_start:]
@@ -226,7 +247,7 @@ class Probe:
             sq[self.gidx[k]] += v * v
         for k in idx:
             sq[G + self.gidx[k]] += next(vals) ** 2
-        for g in self.gidx:
+        for g in (self.gidx if wnorms else ()):
             sq[2 * G + g] += next(vals) ** 2
         held_v = [next(vals) if isinstance(t, Tensor) else t for t in held]
         step_losses = held_v[len(held_v) - (len(self._losses) - self._step_start):]

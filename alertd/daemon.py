@@ -44,7 +44,7 @@ class Options:
     rule_paths: list[str] = field(default_factory=list)  # watched for hot reload (empty: no reload)
     cli_vars: dict = field(default_factory=dict)
     drain_timeout: float = 10.0  # at exit, how long pending notifications are tried
-    min_pass: float = 0.1        # seconds between evaluation passes at the most (coalescing)
+    min_pass: float = 0.25       # seconds between evaluation passes at the most (coalescing)
 
 
 class Daemon:

@@ -35,10 +35,12 @@ class Delivery(threading.Thread):
 
     def run(self) -> None:
         while self._deadline is None:
+            # Clear before pumping: a put() that lands during the pump or before the wait keeps
+            # the flag set and is sent at once (clearing after the wait lost such wake-ups: 1 s late).
+            self.wakeup.clear()
             self.outbox.pump()
             due = self.outbox.next_due()
             self.wakeup.wait(timeout=1.0 if due is None else max(0.01, min(due, 1.0)))
-            self.wakeup.clear()
         # Leaving: flush what is pending at once, whatever its backoff, until the deadline.
         while self.outbox.pending() and time.monotonic() < self._deadline:
             self.outbox.retry_now()

@@ -37,6 +37,12 @@ def available() -> bool:
     return True
 
 
+def warm_up() -> None:
+    """Import matplotlib and draw once, so the first notification does not pay ~1 s for it."""
+    if available():
+        render_png([(0, 0.0), (1, 1.0)], 0.5, 1, "warm-up")
+
+
 def title_of(event: AlertEvent) -> str:
     """Rule, run (file name) and the series the alert is about."""
     series = ", ".join(f"{k}={v}" for k, v in event.labels.items() if k != "severity")

@@ -116,10 +116,8 @@ class Engine:
 
     def var(self, run: RunState, rule: Rule, name: str):
         """--var beats the stream's meta record, which beats the rule file's default."""
-        for source in (self.cli_vars, run.meta):
-            if source.get(name) is not None:
-                return source[name]
-        return rule.vars.get(name)
+        value = self.run_vars(run).get(name)
+        return value if value is not None else rule.vars.get(name)
 
     # -- instances -------------------------------------------------------------------------
     def _bind_new_columns(self, run: RunState, new_columns: list[str]) -> None:

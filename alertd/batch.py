@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from alertd.record import STEP, TIME
+from alertd.record import STEP
 from alertd.rules import alert
 from alertd.rules.compile import RUN, Stages, compile_rule
 from alertd.rules.expr import Name

@@ -1,7 +1,6 @@
 """`alertd run` end to end with the cluster outputs and pictures:
 two daemons post to one real Alertmanager, which groups their alerts as configured; /metrics is
 served on 127.0.0.1; an email notification carries a PNG of the tripping series."""
-import json
 import urllib.request
 
 from alertd_proc import AlertdRun, jsonl_line

@@ -11,8 +11,8 @@ from typing import Any
 
 import polars as pl
 
-from alertd.parse.frame import STEP_COL, STEP_KEYS, BadTally, decode, finalize, parsed, step_expr
-from alertd.record import LINE, RESERVED, Parsed
+from alertd.parse.frame import STEP_COL, STEP_KEYS, BadTally, LineParser, decode, step_expr
+from alertd.record import LINE, RESERVED
 
 
 def _header(line: str) -> list[str]:
@@ -26,36 +26,22 @@ def _header(line: str) -> list[str]:
     return names
 
 
-class CsvParser:
+class CsvParser(LineParser):
     """Stateful CSV parser for one file.
 
     >>> p = CsvParser(); p.feed(b"epoch,step,train_loss\\n0,9,2.5\\n").frame.row(0)
     (9, 2, 0.0, 2.5)
     """
 
-    def __init__(self) -> None:
-        self.reset()
-
     def reset(self) -> None:
         """Forget the header and position: the file was truncated or rotated."""
-        self._lines = 0
-        self._records = 0
+        super().reset()
         self.columns: list[str] | None = None
 
-    def feed(self, data: bytes) -> Parsed:
-        """Parse a chunk of complete lines."""
-        bad = BadTally()
-        raw = pl.DataFrame(schema={LINE: pl.Int64})
-        try:
-            raw = self._rows(decode(data), bad)
-        except Exception as e:  # never raise on input
-            bad.add(self._lines + 1, f"parser error: {type(e).__name__}", max(1, data.count(b"\n")))
-        self._lines += data.count(b"\n")
-        frame = finalize(raw, self._records)
-        self._records += frame.height
-        return parsed(frame, {}, bad)
+    def _rows(self, data: bytes, meta: dict[str, Any], bad: BadTally) -> pl.DataFrame:
+        return self._table(decode(data), bad)
 
-    def _rows(self, text: str, bad: BadTally) -> pl.DataFrame:
+    def _table(self, text: str, bad: BadTally) -> pl.DataFrame:
         """Split into lines, take the header if none yet, and read the rest with polars."""
         lines = pl.DataFrame({"t": text.split("\n")}).with_row_index("i")
         if text.endswith("\n"):

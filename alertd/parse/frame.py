@@ -112,3 +112,38 @@ def decode(data: bytes) -> str:
 def parsed(frame: pl.DataFrame, meta: dict[str, Any], bad: BadTally) -> Parsed:
     """Bundle a finished frame, meta and bad-line tally into a Parsed."""
     return Parsed(frame, meta, bad.count, bad.first_line, bad.reason)
+
+
+class LineParser:
+    """What every line-format parser shares: line numbering across feeds, record ordinals, and
+    never raising on input (a failure is counted as bad lines with its reason).
+
+    Subclasses implement `_rows(data, meta, bad)`: a frame with LINE and raw metric columns for
+    the complete lines in `data`, adding variables to `meta` and malformed lines to `bad`.
+    """
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget position: the file was truncated or rotated."""
+        self._lines = 0
+        self._records = 0
+
+    def _rows(self, data: bytes, meta: dict[str, Any], bad: BadTally) -> pl.DataFrame:
+        raise NotImplementedError
+
+    def feed(self, data: bytes) -> Parsed:
+        """Parse a chunk of complete lines."""
+        bad, meta = BadTally(), {}
+        raw = pl.DataFrame(schema={LINE: pl.Int64})
+        nl = data.count(b"\n")
+        if data:
+            try:
+                raw = self._rows(data, meta, bad)
+            except Exception as e:  # never raise on input; say why instead
+                bad.add(self._lines + 1, f"parser error: {type(e).__name__}", max(1, nl))
+        self._lines += nl
+        frame = finalize(raw, self._records)
+        self._records += frame.height
+        return parsed(frame, meta, bad)

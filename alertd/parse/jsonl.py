@@ -11,9 +11,9 @@ from typing import Any
 
 import polars as pl
 
-from alertd.parse.frame import (STEP_COL, STEP_KEYS, BadTally, finalize, flatten, numeric_expr,
-                                parsed, step_expr, to_number)
-from alertd.record import LINE, RESERVED, Parsed
+from alertd.parse.frame import (STEP_COL, STEP_KEYS, BadTally, LineParser, flatten, numeric_expr,
+                                step_expr, to_number)
+from alertd.record import LINE, RESERVED
 
 META = "meta"
 LEAF_LINES = 256      # below this many lines a failed piece is read line by line
@@ -204,39 +204,18 @@ def _read(data: bytes, base: int, nl: int, bad: BadTally, frames: list[pl.DataFr
     meta.update(m)
 
 
-class JsonlParser:
+class JsonlParser(LineParser):
     """Stateful JSONL parser for one file.
 
     >>> p = JsonlParser(); p.feed(b'{"step": 3, "train": {"loss": NaN}}\\n').frame.columns
     ['_step', '_line', 'train/loss']
     """
 
-    def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        """Forget position: the file was truncated or rotated."""
-        self._lines = 0
-        self._records = 0
-
-    def feed(self, data: bytes) -> Parsed:
-        """Parse a chunk of complete lines."""
-        bad = BadTally()
+    def _rows(self, data: bytes, meta: dict[str, Any], bad: BadTally) -> pl.DataFrame:
         frames: list[pl.DataFrame] = []
-        meta: dict[str, Any] = {}
-        nl = data.count(b"\n")
-        if data:
-            try:
-                _read(data, self._lines, nl, bad, frames, meta)
-            except Exception as e:  # never raise on input; say why instead
-                bad.add(self._lines + 1, f"parser error: {type(e).__name__}", max(1, nl))
-                frames = []
-            self._lines += nl
+        _read(data, self._lines, data.count(b"\n"), bad, frames, meta)
         raw = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame(schema={LINE: pl.Int64})
-        raw = _with_step(raw)
-        frame = finalize(raw, self._records)
-        self._records += frame.height
-        return parsed(frame, meta, bad)
+        return _with_step(raw)
 
 
 def _with_step(raw: pl.DataFrame) -> pl.DataFrame:

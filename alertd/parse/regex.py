@@ -9,10 +9,12 @@ carriage returns, that do not match are skipped. The pattern runs in polars (Rus
 """
 from __future__ import annotations
 
+from typing import Any
+
 import polars as pl
 
-from alertd.parse.frame import STEP_COL, BadTally, decode, finalize, parsed
-from alertd.record import LINE, RESERVED, Parsed
+from alertd.parse.frame import STEP_COL, BadTally, LineParser, decode
+from alertd.record import LINE, RESERVED
 
 PREFIX = "regex:"
 
@@ -29,7 +31,7 @@ def compile_pattern(pattern: str) -> list[str]:
     return names
 
 
-class RegexParser:
+class RegexParser(LineParser):
     """Stateful parser for one file, with one pattern.
 
     >>> RegexParser(r"it (?P<step>\\d+) loss (?P<loss>\\S+)").feed(b"it 5 loss 2.5\\n").frame.row(0)
@@ -39,30 +41,14 @@ class RegexParser:
     def __init__(self, pattern: str) -> None:
         self.pattern = pattern
         self.names = compile_pattern(pattern)
-        self.reset()
+        super().__init__()
 
-    def reset(self) -> None:
-        """Forget position: the file was truncated or rotated."""
-        self._lines = 0
-        self._records = 0
-
-    def feed(self, data: bytes) -> Parsed:
-        """Parse complete lines."""
-        bad = BadTally()
-        raw = pl.DataFrame(schema={LINE: pl.Int64})
-        try:
-            lines = pl.DataFrame({"t": decode(data).split("\n")}).with_row_index("i")
-            lines = lines.select((pl.col("i").cast(pl.Int64) + self._lines + 1).alias(LINE),
-                                 pl.col("t").str.split("\r")).explode("t")
-            m = lines.select(LINE, pl.col("t").str.extract_groups(self.pattern).alias("m")).unnest("m")
-            metrics = [n for n in self.names if n != "step" and n not in RESERVED]
-            m = m.select(LINE, *[pl.col(n).cast(pl.Float64, strict=False).alias(n) for n in metrics],
-                         *([pl.col("step").cast(pl.Float64, strict=False).cast(pl.Int64, strict=False)
-                            .alias(STEP_COL)] if "step" in self.names else []))
-            raw = m
-        except Exception as e:  # never raise on input
-            bad.add(self._lines + 1, f"parser error: {type(e).__name__}", max(1, data.count(b"\n")))
-        self._lines += data.count(b"\n")
-        frame = finalize(raw, self._records)
-        self._records += frame.height
-        return parsed(frame, {}, bad)
+    def _rows(self, data: bytes, meta: dict[str, Any], bad: BadTally) -> pl.DataFrame:
+        lines = pl.DataFrame({"t": decode(data).split("\n")}).with_row_index("i")
+        lines = lines.select((pl.col("i").cast(pl.Int64) + self._lines + 1).alias(LINE),
+                             pl.col("t").str.split("\r")).explode("t")
+        m = lines.select(LINE, pl.col("t").str.extract_groups(self.pattern).alias("m")).unnest("m")
+        metrics = [n for n in self.names if n != "step" and n not in RESERVED]
+        return m.select(LINE, *[pl.col(n).cast(pl.Float64, strict=False).alias(n) for n in metrics],
+                        *([pl.col("step").cast(pl.Float64, strict=False).cast(pl.Int64, strict=False)
+                           .alias(STEP_COL)] if "step" in self.names else []))

@@ -12,8 +12,8 @@ from typing import Any
 
 import polars as pl
 
-from alertd.parse.frame import STEP_COL, STEP_KEYS, BadTally, decode, finalize, parsed
-from alertd.record import LINE, RESERVED, Parsed
+from alertd.parse.frame import STEP_COL, STEP_KEYS, BadTally, LineParser, decode
+from alertd.record import LINE, RESERVED
 
 _KEY = r"[A-Za-z_][A-Za-z0-9_./\-]*"
 _NUM = r"[-+]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|(?i:nan|inf(?:inity)?))"
@@ -129,20 +129,16 @@ def _records(segs: pl.DataFrame, pairs: pl.DataFrame) -> pl.DataFrame:
     return out.drop(_SEG, "hf", _SCALE, "epoch_v", *parts)
 
 
-class TextParser:
+class TextParser(LineParser):
     """Stateful parser for free-text logs of one file.
 
     >>> TextParser().feed(b"step 120 | loss 2.34 | lr 1e-04\\n").frame.row(0)
     (120, 1, 2.34, 0.0001)
     """
 
-    def __init__(self) -> None:
-        self.reset()
-
     def reset(self) -> None:
         """Forget position, record count and run header: the file was truncated or rotated."""
-        self._lines = 0
-        self._records = 0
+        super().reset()
         self._header: dict[str, int] = {}  # HF run header values in force; a later header updates
 
     def _steps_per_epoch(self) -> float | None:
@@ -163,21 +159,12 @@ class TextParser:
         return (segs.join(at, on=_SEG, how="left").sort(_SEG)
                 .with_columns(pl.col(_SCALE).forward_fill().fill_null(before)))
 
-    def feed(self, data: bytes) -> Parsed:
-        """Parse a chunk of complete lines (tqdm updates may end in '\\r')."""
-        bad = BadTally()
-        raw = pl.DataFrame(schema={LINE: pl.Int64})
-        meta: dict[str, Any] = {}
-        try:
-            segs = _segments(decode(data), self._lines)
-            if segs.height:
-                segs, header = _config_lines(segs)
-                for _, vals in header:  # the engine reads these as rule variables
-                    meta.update({k: v for k, v in vals.items() if k in ("grad_accum", "total_steps")})
-                raw = _records(self._with_scale(segs, header), _pairs(segs))
-        except Exception as e:  # never raise on input; say why instead
-            bad.add(self._lines + 1, f"parser error: {type(e).__name__}", max(1, data.count(b"\n")))
-        self._lines += data.count(b"\n")
-        frame = finalize(raw, self._records)
-        self._records += frame.height
-        return parsed(frame, meta, bad)
+    def _rows(self, data: bytes, meta: dict[str, Any], bad: BadTally) -> pl.DataFrame:
+        """Records of complete lines (tqdm updates may end in '\\r')."""
+        segs = _segments(decode(data), self._lines)
+        if not segs.height:
+            return pl.DataFrame(schema={LINE: pl.Int64})
+        segs, header = _config_lines(segs)
+        for _, vals in header:  # the engine reads these as rule variables
+            meta.update({k: v for k, v in vals.items() if k in ("grad_accum", "total_steps")})
+        return _records(self._with_scale(segs, header), _pairs(segs))

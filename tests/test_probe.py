@@ -107,6 +107,44 @@ def test_grad_norm_matches_torch(tmp_path):
     assert rec["update_ratio/head"] == 0.0
 
 
+def test_grad_norm_from_hooks_then_after_clipping(tmp_path):
+    """grad_norm is the norm the optimizer steps with: plain steps, then clipped ones."""
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    probe = Probe(model, opt, path=str(tmp_path / "p.jsonl"), every=1)
+    expected = []
+    for i in range(6):
+        loss = nn.functional.cross_entropy(model(torch.randn(32, 8)), torch.randint(0, C, (32,)))
+        loss.backward()
+        probe.step(loss=loss)
+        if i >= 3:  # clipping from step 4 on: the norm must be the clipped one
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 0.05)
+        expected.append(torch.nn.utils.get_total_norm([p.grad for p in model.parameters()]).item())
+        opt.step()
+        opt.zero_grad()
+    probe.close()
+    recs = split([json.loads(x) for x in (tmp_path / "p.jsonl").read_text().splitlines()])[2]
+    assert [r["step"] for r in recs] == [1, 2, 3, 4, 5, 6]
+    for r, e in zip(recs, expected):
+        assert r["grad_norm"] == pytest.approx(e, rel=1e-5)
+    assert [r["grad_norm"] for r in recs[3:]] == pytest.approx([0.05] * 3, rel=1e-4)
+
+
+def test_buffered_records_reach_the_file_on_close(tmp_path):
+    path = tmp_path / "p.jsonl"
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    probe = Probe(model, opt, path=str(path), every=1)
+    for _ in range(50):  # far under a second: later records are buffered, none lost
+        model(torch.randn(4, 8)).sum().backward()
+        opt.step()
+        opt.zero_grad()
+    assert json.loads(path.read_text().splitlines()[0])["meta"]["every"] == 1  # meta flushed at once
+    probe.close()
+    recs = split([json.loads(x) for x in path.read_text().splitlines()])[2]
+    assert [r["step"] for r in recs] == list(range(1, 51))
+
+
 def test_head_missing_from_optimizer(tmp_path):
     model = make_model()
     opt = torch.optim.SGD(list(model.body.parameters()) + [model.scale], lr=0.1)

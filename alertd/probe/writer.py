@@ -18,7 +18,10 @@ def rank_path(path: str | os.PathLike[str], rank: int, world_size: int) -> str:
 
 
 class JsonlWriter:
-    """Writes records as lines and flushes each, so a tailing daemon sees whole lines promptly."""
+    """Writes records as lines and flushes each, so a tailing daemon sees whole lines promptly.
+
+    Each record is flushed (~0.1 ms): the last records before an OOM kill or a segfault are the
+    ones that explain it, so none waits in a buffer."""
 
     def __init__(self, path: str) -> None:
         self.path = path

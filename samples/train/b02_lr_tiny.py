@@ -2,9 +2,8 @@
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
-from .common import Classifier, GaussianMixture, accuracy, grad_norm, seed_all
+from .common import Classifier, GaussianMixture, accuracy, ce_step, seed_all
 from .writers import PrintLog
 
 SPEC = dict(file="b02_lr_1e-10.log", format="text", healthy=False,
@@ -25,11 +24,7 @@ def run(path: Path) -> None:
     log.text("model params: 7178")
     for step in range(900):
         x, y = data.batch(64)
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        gn = grad_norm(model.parameters())
-        opt.step()
+        loss, gn = ce_step(model, opt, x, y)
         if step % 2 == 0:
             log.write(step, loss=loss.item(), grad_norm=gn, lr=opt.param_groups[0]["lr"])
         if step % 300 == 299:

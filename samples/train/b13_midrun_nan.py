@@ -3,9 +3,8 @@
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
-from .common import Classifier, GaussianMixture, grad_norm, seed_all
+from .common import Classifier, GaussianMixture, ce_step, seed_all
 from .writers import JsonlLog
 
 SPEC = dict(file="b13_midrun_nan.jsonl", format="jsonl", healthy=False,
@@ -25,11 +24,7 @@ def run(path: Path) -> None:
         if step >= 400:
             x[:, 7] = 0.0  # shard 3: sensor 7 missing, filled with zeros
         x = (x - x.mean(0)) / x.std(0)  # BUG: no eps
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        gn = grad_norm(model.parameters())
-        opt.step()
+        loss, gn = ce_step(model, opt, x, y)
         log.write({"step": step, "train": {"loss": loss.item(), "grad_norm": gn},
                    "lr": opt.param_groups[0]["lr"]})
     log.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -92,6 +93,16 @@ def grad_norm(params) -> float:
     if not gs:
         return 0.0
     return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in gs])))
+
+
+def ce_step(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor):
+    """One plain cross-entropy training step; returns the loss (a tensor) and the grad norm before the step."""
+    loss = F.cross_entropy(model(x), y)
+    opt.zero_grad()
+    loss.backward()
+    gn = grad_norm(model.parameters())
+    opt.step()
+    return loss, gn
 
 
 @torch.no_grad()

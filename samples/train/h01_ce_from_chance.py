@@ -3,9 +3,8 @@ exactly log(100) = 4.605, sits there briefly, then falls."""
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
-from .common import Classifier, GaussianMixture, grad_norm, seed_all
+from .common import Classifier, GaussianMixture, ce_step, seed_all
 from .writers import JsonlLog
 
 SPEC = dict(file="h01_ce_from_chance.jsonl", format="jsonl", healthy=True, expect=[],
@@ -24,11 +23,7 @@ def run(path: Path) -> None:
     log = JsonlLog(path, meta={"num_classes": C, "grad_accum": 1})
     for step in range(800):
         x, y = data.batch(64)
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        gn = grad_norm(model.parameters())
-        opt.step()
+        loss, gn = ce_step(model, opt, x, y)
         lr = opt.param_groups[0]["lr"]
         sched.step()
         log.write({"step": step, "loss": loss.item(), "grad_norm": gn, "lr": lr})

@@ -3,9 +3,8 @@ prior' plateau (loss ~1.57 = H(prior), not log 10) for ~300 noisy steps, then es
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
-from .common import Classifier, GaussianMixture, accuracy, grad_norm, seed_all
+from .common import Classifier, GaussianMixture, accuracy, ce_step, seed_all
 from .writers import PrintLog
 
 SPEC = dict(file="h02_plateau.log", format="text", healthy=True, expect=[], onset_step=None,
@@ -27,11 +26,7 @@ def run(path: Path) -> None:
     log.text("Namespace(arch='mlp4-tanh', batch_size=64, init_scale=0.25, lr=0.005, momentum=0.9)")
     for step in range(1200):
         x, y = data.batch(64)
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        gn = grad_norm(model.parameters())
-        opt.step()
+        loss, gn = ce_step(model, opt, x, y)
         if step % 2 == 0:
             log.write(step, loss=loss.item(), grad_norm=gn, lr=opt.param_groups[0]["lr"])
         if step % 400 == 399:

@@ -8,6 +8,7 @@ import random
 import polars as pl
 from polars.testing import assert_frame_equal
 
+import parsing
 from alertd.parse import make_parser
 from alertd.record import LINE, STEP
 
@@ -30,17 +31,8 @@ def write_metrics_csv(path, steps: int) -> None:
 
 def feed_chunks(data: bytes, cuts: list[int], fmt: str = "csv"):
     """Feed data split at the given offsets; return (frame, bad, first)."""
-    p = make_parser(fmt)
-    frames, bad, first, start = [], 0, None, 0
-    for end in [*cuts, len(data)]:
-        if end > start:
-            r = p.feed(data[start:end])
-            frames.append(r.frame)
-            bad += r.bad_lines
-            first = first if first is not None else r.first_bad_line
-        start = end
-    df = pl.concat(frames, how="diagonal_relaxed")
-    return df.select(STEP, LINE, *sorted(c for c in df.columns if c not in (STEP, LINE))), bad, first
+    frame, _, bad, first = parsing.feed_chunks(data, cuts, fmt)
+    return frame, bad, first
 
 
 def test_lightning_metrics_csv_any_chunking(tmp_path):

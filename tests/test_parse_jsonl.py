@@ -10,26 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
+import parsing
 from alertd.parse import make_parser
 from alertd.record import LINE, STEP
 
 
 def feed_chunks(fmt: str, data: bytes, cuts: list[int]):
     """Feed data split at the given line-terminator offsets; return (frame, meta, bad, first_bad)."""
-    p = make_parser(fmt)
-    frames, meta, bad, first = [], {}, 0, None
-    start = 0
-    for end in [*cuts, len(data)]:
-        if end > start:
-            r = p.feed(data[start:end])
-            frames.append(r.frame)
-            meta.update(r.meta)
-            bad += r.bad_lines
-            if first is None:
-                first = r.first_bad_line
-        start = end
-    df = pl.concat(frames, how="diagonal_relaxed")
-    return df.select(STEP, LINE, *sorted(c for c in df.columns if c not in (STEP, LINE))), meta, bad, first
+    return parsing.feed_chunks(data, cuts, fmt)
 
 
 def line_ends(data: bytes) -> list[int]:

@@ -7,23 +7,15 @@ import random
 import polars as pl
 from polars.testing import assert_frame_equal
 
+import parsing
 from alertd.parse import make_parser
 from alertd.record import LINE, STEP
 
 
 def feed_chunks(data: bytes, cuts: list[int], fmt: str = "text"):
     """Feed data split at the given offsets; return (frame with sorted metric columns, bad, first)."""
-    p = make_parser(fmt)
-    frames, bad, first, start = [], 0, None, 0
-    for end in [*cuts, len(data)]:
-        if end > start:
-            r = p.feed(data[start:end])
-            frames.append(r.frame)
-            bad += r.bad_lines
-            first = first if first is not None else r.first_bad_line
-        start = end
-    df = pl.concat(frames, how="diagonal_relaxed")
-    return df.select(STEP, LINE, *sorted(c for c in df.columns if c not in (STEP, LINE))), bad, first
+    frame, _, bad, first = parsing.feed_chunks(data, cuts, fmt)
+    return frame, bad, first
 
 
 def parse_any_chunking(data: bytes, fmt: str = "text") -> pl.DataFrame:

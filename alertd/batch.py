@@ -13,12 +13,16 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from alertd.record import STEP
+from alertd.record import STEP, TIME
 from alertd.rules import alert
 from alertd.rules.compile import RUN, Stages, compile_rule
 from alertd.rules.expr import Name
 
 F64 = pl.Float64
+# The plans are built already optimised (windows shared as stages): polars' optimiser would spend
+# longer on these wide expression graphs than a small pass takes to run.
+_AS_WRITTEN = pl.QueryOptFlags.none()
+_ENGINE = "in-memory"
 _AGG = {"min": lambda c: c.fill_nan(None).min(), "max": lambda c: c.fill_nan(None).max(),
         "any": lambda c: c.fill_null(False).any(), "first": lambda c: c.fill_nan(None).drop_nulls().first()}
 
@@ -43,6 +47,51 @@ class Hit:
     threshold: float | None
 
 
+@dataclass
+class Plan:
+    """The rule classes of a group compiled once (a pass reuses them): shared window stages,
+    each class's condition/value/threshold and cumulative inputs, and its state machine."""
+
+    rules: list
+    stages: Stages
+    exprs: list[pl.Expr]
+    cum_kinds: list[list[str]]
+    machines: list[list[list[pl.Expr]]]
+
+
+class Tails:
+    """The last `keep` records of every run for one set of series, in one frame with `_run`:
+    a pass over hundreds of runs takes them and puts them back in one operation each."""
+
+    def __init__(self) -> None:
+        self.frame: pl.DataFrame | None = None
+        self.ids: set[int] = set()
+
+    def take(self, ids: list[int]) -> pl.DataFrame | None:
+        if self.frame is None or not self.ids.intersection(ids):
+            return None
+        return self.frame if self.ids <= set(ids) else self.frame.filter(pl.col(RUN).is_in(ids))
+
+    def put(self, ids: list[int], kept: pl.DataFrame) -> None:
+        """Replace the tails of the runs `ids` by `kept` (their rows, `_run` first)."""
+        rest = None
+        if self.frame is not None and not self.ids <= set(ids):
+            rest = self.frame.filter(~pl.col(RUN).is_in(ids))
+        self.frame = pl.concat([rest, kept], how="vertical_relaxed") if rest is not None and rest.height else kept
+        self.ids = (self.ids - set(ids)) | set(kept[RUN].unique().to_list()) if kept.height else self.ids - set(ids)
+
+    def of(self, rid: int) -> pl.DataFrame | None:
+        """One run's tail without `_run` (for snapshots)."""
+        if rid not in self.ids:
+            return None
+        return self.frame.filter(pl.col(RUN) == rid).drop(RUN)
+
+    def set(self, rid: int, tail: pl.DataFrame) -> None:
+        """Restore one run's tail (STEP, TIME, series columns)."""
+        kept = tail.select(pl.lit(rid, dtype=pl.Int64).alias(RUN), pl.all())
+        self.put([rid], kept)
+
+
 def _resolver(cls: int, binding: dict[str, str], var_names: set[str]):
     def resolve(node: Name) -> pl.Expr:
         if not node.quoted and node.name == "step":
@@ -53,45 +102,53 @@ def _resolver(cls: int, binding: dict[str, str], var_names: set[str]):
     return resolve
 
 
-def run_pass(rows: pl.DataFrame, entries: dict[int, Entry], classes: list[tuple], engine) -> list[Hit]:
+def make_plan(classes: list[tuple], instances: dict, per_run: bool) -> Plan:
+    """Compile the classes (instance keys) of a group; `instances` holds one run's instances."""
+    rules = [instances[k].rule for k in classes]
+    stages, exprs, cum_kinds, machines = Stages(), [], [], []
+    for c, key in enumerate(classes):
+        rule = rules[c]
+        comp = compile_rule(rule.cond, rule.value, _resolver(c, instances[key].binding, set(rule.vars)),
+                            f"_k{c}_", rule.threshold, stages, per_run)
+        exprs += [comp.cond.alias(f"c{c}"), comp.value.alias(f"v{c}"), comp.threshold.alias(f"t{c}")]
+        exprs += [e.alias(f"k{c}_{j}") for j, (_, e) in enumerate(comp.cum_inputs)]
+        cum_kinds.append([kind for kind, _ in comp.cum_inputs])
+        machines.append(alert.transitions(f"c{c}", f"m{c}_", rule.for_seconds, rule.keep_firing_steps, per_run))
+    return Plan(rules, stages, exprs, cum_kinds, machines)
+
+
+def run_pass(rows: pl.DataFrame, entries: dict[int, Entry], classes: list[tuple], plan: Plan,
+             tails: Tails, engine) -> list[Hit]:
     """Evaluate every class over the new `rows` (of the runs in `entries`, keyed by `_run`), each
     after its run's tail; update carries, cumulative values and tails; return the transitions.
     `classes` are instance keys (rule name, binding), the same for every run of the group."""
     per_run = len(entries) > 1
     first = next(iter(entries.values()))
-    template, keep = first.run.instances, first.group.keep
-    rules = [template[k].rule for k in classes]
-    stages, exprs, cum_kinds = Stages(), [], []
-    for c, key in enumerate(classes):
-        rule = rules[c]
-        comp = compile_rule(rule.cond, rule.value, _resolver(c, template[key].binding, set(rule.vars)),
-                            f"_k{c}_", rule.threshold, stages, per_run)
-        exprs += [comp.cond.alias(f"c{c}"), comp.value.alias(f"v{c}"), comp.threshold.alias(f"t{c}")]
-        exprs += [e.alias(f"k{c}_{j}") for j, (_, e) in enumerate(comp.cum_inputs)]
-        cum_kinds.append([kind for kind, _ in comp.cum_inputs])
-
-    shape = rows.columns + ["_new"]
-    tails = [_tail(rid, e.group.tail, shape) for rid, e in entries.items() if e.group.tail is not None]
-    full = pl.concat(tails + [rows.with_columns(pl.lit(True).alias("_new"))], how="vertical_relaxed")
-    if per_run:  # stable: each run's tail stays before its new rows
-        full = full.sort(RUN, maintain_order=True)
-    index = pl.int_range(pl.len(), dtype=pl.Int64)
-    length = pl.len()
+    keep, rules, cum_kinds = first.group.keep, plan.rules, plan.cum_kinds
+    ids = list(entries)
+    new_rows = rows.lazy().with_columns(pl.lit(True).alias("_new"))
+    prior = tails.take(ids)
+    # Each run's tail comes before its new rows; `.over` keeps that order within a run.
+    full = new_rows if prior is None else pl.concat(
+        [prior.lazy().with_columns(pl.lit(False).alias("_new")), new_rows], how="vertical_relaxed")
+    index, length = pl.int_range(pl.len(), dtype=pl.Int64), pl.len().cast(pl.Int64)
     full = full.with_columns((index.over(RUN) if per_run else index).alias("_i"),
-                             (length.over(RUN) if per_run else length).cast(pl.Int64).alias("_n"))
-    if keep:
-        kept = full.filter(pl.col("_i") >= pl.col("_n") - keep).drop("_i", "_n").with_columns(pl.lit(False).alias("_new"))
-        if per_run:
-            for part in kept.partition_by(RUN, maintain_order=True):
-                entries[part[RUN][0]].group.tail = part
-        else:
-            first.group.tail = kept
+                             (length.over(RUN) if per_run else length).alias("_n"))
     params = _params(entries, classes, rules, cum_kinds, engine)
-    big = full.join(params, on=RUN, how="left", maintain_order="left") if params.width > 1 else full
-    computed = stages.apply(big).with_columns(exprs)
-    _fold_cumulative(computed.filter(pl.col("_i") < pl.col("_n") - keep), entries, classes, cum_kinds)
+    if params.width > 1:
+        full = full.join(params.lazy(), on=RUN, how="left", maintain_order="left")
+    computed = plan.stages.apply(full).with_columns(plan.exprs).collect(engine=_ENGINE, optimizations=_AS_WRITTEN)
+    # Narrow before filtering: the computed frame holds every stage, and a filter copies them all.
+    if keep:
+        kept = computed.select(*rows.columns, "_i", "_n").filter(pl.col("_i") >= pl.col("_n") - keep)
+        tails.put(ids, kept.drop("_i", "_n"))
+    cum_cols = [f"k{c}_{j}" for c, kinds in enumerate(cum_kinds) for j in range(len(kinds))]
+    if cum_cols:
+        leaving = computed.select(RUN, *cum_cols, "_i", "_n").filter(pl.col("_i") < pl.col("_n") - keep)
+        _fold_cumulative(leaving, entries, classes, cum_kinds)
+    outputs = [f"{x}{c}" for c in range(len(classes)) for x in "cvt"]
+    new = computed.select(RUN, STEP, TIME, *outputs, "_new").filter(pl.col("_new"))
 
-    new = computed.filter(pl.col("_new"))
     # Most alerts are quiet: no true record and nothing carried means no transition, so the
     # state machine runs only for the classes that can change in some run.
     any_true = new.select(pl.col(f"c{c}").fill_null(False).any() for c in range(len(classes))).row(0)
@@ -100,15 +157,11 @@ def run_pass(rows: pl.DataFrame, entries: dict[int, Entry], classes: list[tuple]
                                   or e.run.instances[classes[c]].carry.firing for e in entries.values())]
     if not live:
         return []
-    new = new.join(_carries(entries, classes, rules, live, engine), on=RUN, how="left", maintain_order="left")
-    machine: list[list[pl.Expr]] = []
-    for c in live:
-        rule = rules[c]
-        stages_c = alert.transitions(f"c{c}", f"m{c}_", rule.for_seconds, rule.keep_firing_steps, per_run)
-        machine = [a + b for a, b in zip(machine, stages_c)] if machine else stages_c
-    states = new
-    for stage in machine:
-        states = states.with_columns(stage)
+    states = new.lazy().join(_carries(entries, classes, rules, live, engine).lazy(), on=RUN, how="left",
+                             maintain_order="left")
+    for level in range(len(plan.machines[live[0]])):
+        states = states.with_columns(e for c in live for e in plan.machines[c][level])
+    states = states.collect(engine=_ENGINE, optimizations=_AS_WRITTEN)
     hits = _hits(states, live)
     last = states.group_by(RUN, maintain_order=True).last() if per_run else states.tail(1)
     for row in last.iter_rows(named=True):
@@ -117,13 +170,6 @@ def run_pass(rows: pl.DataFrame, entries: dict[int, Entry], classes: list[tuple]
             inst = e.run.instances[classes[c]]
             inst.carry = alert.advance(inst.carry, row, f"m{c}_")
     return hits
-
-
-def _tail(rid: int, tail: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
-    """A stored tail in the shape of a pass's rows (a restored one lacks, or has a stale, `_run`)."""
-    if tail.columns == columns and tail[RUN][0] == rid:
-        return tail
-    return tail.with_columns(pl.lit(rid, dtype=pl.Int64).alias(RUN), pl.lit(False).alias("_new")).select(columns)
 
 
 def _params(entries: dict, classes: list, rules: list, cum_kinds: list, engine) -> pl.DataFrame:

@@ -22,7 +22,7 @@ import polars as pl
 from alertd.record import FIRING, RESERVED, RESOLVED, STEP, TIME, AlertEvent, Parsed
 from alertd.rules import alert, template
 from alertd.rules.alert import Carry
-from alertd.batch import Entry, run_pass
+from alertd.batch import Entry, Plan, Tails, make_plan, run_pass
 from alertd.rules.compile import RUN
 from alertd.rules.rulefile import Rule, RuleSet
 from alertd.rules.select import instances, references
@@ -48,11 +48,10 @@ class Instance:
 
 @dataclass
 class Group:
-    """Instances that read the same series, and the tail of records they share."""
+    """Instances that read the same series (and so share the records kept for their windows)."""
 
     columns: tuple[str, ...]
-    keep: int = 0
-    tail: pl.DataFrame | None = None
+    keep: int = 0  # records of the series each run keeps (Engine.tails) for windows to look back
     members: list[Instance] = field(default_factory=list)
 
 
@@ -108,6 +107,16 @@ class Engine:
         self.clock = clock
         self.runs: dict[str, RunState] = {}
         self._refs = {r.name: references(r, set(r.vars)) for r in self.rules}
+        self.tails: dict[tuple[str, ...], Tails] = {}  # per set of series: every run's last records
+        self._plans: dict[tuple, Plan] = {}
+
+    def plan(self, classes: list[tuple], instances: dict, per_run: bool) -> Plan:
+        """The compiled classes of a group (compiling costs more than a small pass: done once)."""
+        key = (tuple(classes), per_run)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plans[key] = make_plan(classes, instances, per_run)
+        return plan
 
     # -- variables -------------------------------------------------------------------------
     def run_vars(self, run: RunState) -> dict:
@@ -144,7 +153,7 @@ class Engine:
     def feed_many(self, batches: dict[str, Parsed], now: float | None = None) -> list[AlertEvent]:
         """Evaluate new records of any number of runs in one pass per set of series."""
         now = self.clock() if now is None else now
-        frames, by_id, events = [], {}, []
+        frames, by_id, events, untimed = [], {}, [], []
         for run_name, parsed in batches.items():
             run = self.runs.setdefault(run_name, RunState())
             for k, v in parsed.meta.items():
@@ -156,10 +165,9 @@ class Engine:
             new_columns = [c for c in frame.columns if c not in RESERVED and c not in run.columns]
             if new_columns or not run.records:
                 self._bind_new_columns(run, new_columns)
-            extra = [pl.lit(run.id, dtype=pl.Int64).alias(RUN)]
+            frames.append(frame)
             if TIME not in frame.columns:  # records carry no time of their own: they arrived now
-                extra.append(pl.lit(now, dtype=F64).alias(TIME))
-            frames.append(frame.with_columns(extra))
+                untimed.append(run.id)
             by_id[run.id] = (run_name, run)
             events += self._stale_resolved(run_name, run, frame, now)
             run.remember(frame)
@@ -168,7 +176,7 @@ class Engine:
             run.last_step = int(frame[STEP][-1])
         if not frames:
             return events
-        batch = frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
+        batch = _stack(frames, list(by_id), untimed, now)
         groups = {g.columns: g for _, run in by_id.values() for g in run.groups.values()}
         for columns, group in groups.items():
             rows = _rows(columns, batch)
@@ -177,7 +185,9 @@ class Engine:
             ids = rows[RUN].unique(maintain_order=True).to_list() if len(frames) > 1 else [rows[RUN][0]]
             entries = {rid: Entry(by_id[rid][1], by_id[rid][1].groups[columns]) for rid in ids}
             classes = [(i.rule.name, tuple(sorted(i.binding.items()))) for i in group.members]
-            for hit in run_pass(rows, entries, classes, self):
+            plan = self.plan(classes, entries[ids[0]].run.instances, len(ids) > 1)
+            tails = self.tails.setdefault(columns, Tails())
+            for hit in run_pass(rows, entries, classes, plan, tails, self):
                 run_name, run = by_id[hit.entry]
                 inst = run.instances[classes[hit.cls]]
                 if hit.state == FIRING:
@@ -253,6 +263,21 @@ class Engine:
             out += [(run_name, i.rule.name, i.labels) for i in run.instances.values() if i.carry.firing]
             out += [(run_name, name, {}) for name, c in run.stale.items() if c.firing]
         return out
+
+
+def _stack(frames: list[pl.DataFrame], ids: list[int], untimed: list[int], now: float) -> pl.DataFrame:
+    """The batches of several runs as one frame with `_run` (and the arrival time where a run's
+    records carry none): one concatenation, not a polars call per run."""
+    batch = frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
+    run = pl.Series(RUN, ids, dtype=pl.Int64).repeat_by(pl.Series([f.height for f in frames])).explode() \
+        if len(frames) > 1 else pl.repeat(ids[0], batch.height, dtype=pl.Int64, eager=True).alias(RUN)
+    batch = batch.with_columns(run)
+    if untimed:
+        arrival = pl.lit(now, dtype=F64)
+        time = arrival if TIME not in batch.columns else \
+            pl.when(pl.col(RUN).is_in(untimed)).then(arrival).otherwise(pl.col(TIME))
+        batch = batch.with_columns(time.alias(TIME))
+    return batch
 
 
 def _rows(columns: tuple[str, ...], frame: pl.DataFrame) -> pl.DataFrame | None:

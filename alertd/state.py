@@ -13,6 +13,7 @@ from typing import Any
 
 import polars as pl
 
+from alertd.batch import Tails
 from alertd.evaluate import Engine, RunState
 from alertd.record import STEP, TIME
 from alertd.rules.alert import Carry
@@ -33,6 +34,12 @@ def _number(x):
     return float(x) if isinstance(x, str) else x
 
 
+def _tail(engine: Engine, run: RunState, group) -> pl.DataFrame | None:
+    tails = engine.tails.get(group.columns)
+    tail = tails.of(run.id) if tails is not None else None
+    return tail if tail is not None and tail.height else None
+
+
 def snapshot(engine: Engine) -> dict[str, Any]:
     """Everything the engine remembers, as JSON-able data."""
     runs = {}
@@ -47,9 +54,9 @@ def snapshot(engine: Engine) -> dict[str, Any]:
                                                                for c in i.cum]}
                           for i in run.instances.values()},
             "tails": {SEP.join(g.columns): {c: [_json_number(v) if isinstance(v, float) else v
-                                                for v in g.tail[c].to_list()]
-                                            for c in g.tail.columns}
-                      for g in run.groups.values() if g.tail is not None and g.tail.height},
+                                                for v in tail[c].to_list()]
+                                            for c in tail.columns}
+                      for g in run.groups.values() if (tail := _tail(engine, run, g)) is not None},
         }
     return {"version": VERSION, "rules": fingerprints, "runs": runs}
 
@@ -81,4 +88,5 @@ def restore(engine: Engine, data: dict[str, Any]) -> None:
                 continue
             schema = {c: (pl.Int64 if c == STEP else pl.Float64) for c in tail}
             frame = pl.DataFrame({c: [_number(v) for v in vals] for c, vals in tail.items()}, schema=schema)
-            group.tail = frame.select(STEP, TIME, *group.columns).tail(group.keep) if group.keep else None
+            if group.keep:
+                engine.tails.setdefault(group.columns, Tails()).set(run.id, frame.select(STEP, TIME, *group.columns).tail(group.keep))

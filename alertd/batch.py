@@ -15,7 +15,7 @@ import polars as pl
 
 from alertd.record import STEP, TIME
 from alertd.rules import alert
-from alertd.rules.compile import RUN, Stages, compile_rule
+from alertd.rules.compile import ROW, RUN, Stages, compile_rule
 from alertd.rules.expr import Name
 
 F64 = pl.Float64
@@ -23,6 +23,7 @@ F64 = pl.Float64
 # longer on these wide expression graphs than a small pass takes to run.
 _AS_WRITTEN = pl.QueryOptFlags.none()
 _ENGINE = "in-memory"
+MEMO, MEMO_SEP = "_m\x1f", "\x1f"  # tail columns holding cumulative inputs as computed when new
 _AGG = {"min": lambda c: c.fill_nan(None).min(), "max": lambda c: c.fill_nan(None).max(),
         "any": lambda c: c.fill_null(False).any(), "first": lambda c: c.fill_nan(None).drop_nulls().first()}
 
@@ -57,6 +58,7 @@ class Plan:
     exprs: list[pl.Expr]
     cum_kinds: list[list[str]]
     machines: list[list[list[pl.Expr]]]
+    memos: list[tuple[str, str, object]]  # (output column, memo column kept in tails, dtype)
 
 
 class Tails:
@@ -77,7 +79,7 @@ class Tails:
         rest = None
         if self.frame is not None and not self.ids <= set(ids):
             rest = self.frame.filter(~pl.col(RUN).is_in(ids))
-        self.frame = pl.concat([rest, kept], how="vertical_relaxed") if rest is not None and rest.height else kept
+        self.frame = pl.concat([rest, kept], how="diagonal_relaxed") if rest is not None and rest.height else kept
         self.ids = (self.ids - set(ids)) | set(kept[RUN].unique().to_list()) if kept.height else self.ids - set(ids)
 
     def of(self, rid: int) -> pl.DataFrame | None:
@@ -102,19 +104,33 @@ def _resolver(cls: int, binding: dict[str, str], var_names: set[str]):
     return resolve
 
 
+def memo_prefix(key: tuple) -> str:
+    """Names of the memo columns of an instance (rule name, binding): stable across restarts, so
+    they are saved with the tails, and name the rule, so a changed rule's are dropped."""
+    rule, binding = key
+    return MEMO + rule + MEMO_SEP + ",".join(f"{k}={v}" for k, v in binding) + MEMO_SEP
+
+
+def memo_rule(column: str) -> str | None:
+    """The rule a tail column is a memo of, or None for a series."""
+    return column[len(MEMO):].split(MEMO_SEP)[0] if column.startswith(MEMO) else None
+
+
 def make_plan(classes: list[tuple], instances: dict, per_run: bool) -> Plan:
     """Compile the classes (instance keys) of a group; `instances` holds one run's instances."""
     rules = [instances[k].rule for k in classes]
-    stages, exprs, cum_kinds, machines = Stages(), [], [], []
+    stages, exprs, cum_kinds, machines, memos = Stages(), [], [], [], []
     for c, key in enumerate(classes):
-        rule = rules[c]
+        rule, prefix = rules[c], memo_prefix(key)
         comp = compile_rule(rule.cond, rule.value, _resolver(c, instances[key].binding, set(rule.vars)),
-                            f"_k{c}_", rule.threshold, stages, per_run)
+                            f"_k{c}_", rule.threshold, stages, per_run, prefix)
         exprs += [comp.cond.alias(f"c{c}"), comp.value.alias(f"v{c}"), comp.threshold.alias(f"t{c}")]
         exprs += [e.alias(f"k{c}_{j}") for j, (_, e) in enumerate(comp.cum_inputs)]
         cum_kinds.append([kind for kind, _ in comp.cum_inputs])
+        memos += [(f"k{c}_{j}", f"{prefix}{j}", pl.Boolean if kind == "any" else F64)
+                  for j, (kind, _) in enumerate(comp.cum_inputs)]
         machines.append(alert.transitions(f"c{c}", f"m{c}_", rule.for_seconds, rule.keep_firing_steps, per_run))
-    return Plan(rules, stages, exprs, cum_kinds, machines)
+    return Plan(rules, stages, exprs, cum_kinds, machines, memos)
 
 
 def run_pass(rows: pl.DataFrame, entries: dict[int, Entry], classes: list[tuple], plan: Plan,
@@ -128,23 +144,24 @@ def run_pass(rows: pl.DataFrame, entries: dict[int, Entry], classes: list[tuple]
     ids = list(entries)
     new_rows = rows.lazy().with_columns(pl.lit(True).alias("_new"))
     prior = tails.take(ids)
-    # Each run's tail comes before its new rows; `.over` keeps that order within a run.
     full = new_rows if prior is None else pl.concat(
-        [prior.lazy().with_columns(pl.lit(False).alias("_new")), new_rows], how="vertical_relaxed")
-    index, length = pl.int_range(pl.len(), dtype=pl.Int64), pl.len().cast(pl.Int64)
-    full = full.with_columns((index.over(RUN) if per_run else index).alias("_i"),
-                             (length.over(RUN) if per_run else length).alias("_n"))
+        [prior.lazy().with_columns(pl.lit(False).alias("_new")), new_rows], how="diagonal_relaxed")
+    have = set(prior.columns) if prior is not None else set()
+    full = full.with_columns(pl.lit(None, dtype).alias(m) for _, m, dtype in plan.memos if m not in have)
+    if per_run:  # each run's rows contiguous, its tail before its new rows (a stable sort)
+        full = full.sort(RUN, maintain_order=True)
+    full = full.with_columns(_positions(per_run))
     params = _params(entries, classes, rules, cum_kinds, engine)
     if params.width > 1:
         full = full.join(params.lazy(), on=RUN, how="left", maintain_order="left")
     computed = plan.stages.apply(full).with_columns(plan.exprs).collect(engine=_ENGINE, optimizations=_AS_WRITTEN)
     # Narrow before filtering: the computed frame holds every stage, and a filter copies them all.
     if keep:
-        kept = computed.select(*rows.columns, "_i", "_n").filter(pl.col("_i") >= pl.col("_n") - keep)
-        tails.put(ids, kept.drop("_i", "_n"))
+        memos = [pl.col(k).alias(m) for k, m, _ in plan.memos]
+        tails.put(ids, computed.select(*rows.columns, *memos, "_r").filter(pl.col("_r") < keep).drop("_r"))
     cum_cols = [f"k{c}_{j}" for c, kinds in enumerate(cum_kinds) for j in range(len(kinds))]
     if cum_cols:
-        leaving = computed.select(RUN, *cum_cols, "_i", "_n").filter(pl.col("_i") < pl.col("_n") - keep)
+        leaving = computed.select(RUN, *cum_cols, "_r").filter(pl.col("_r") >= keep)
         _fold_cumulative(leaving, entries, classes, cum_kinds)
     outputs = [f"{x}{c}" for c in range(len(classes)) for x in "cvt"]
     new = computed.select(RUN, STEP, TIME, *outputs, "_new").filter(pl.col("_new"))
@@ -170,6 +187,18 @@ def run_pass(rows: pl.DataFrame, entries: dict[int, Entry], classes: list[tuple]
             inst = e.run.instances[classes[c]]
             inst.carry = alert.advance(inst.carry, row, f"m{c}_")
     return hits
+
+
+def _positions(per_run: bool) -> list[pl.Expr]:
+    """`_i`, a row's index within its run, and `_r`, the rows after it in its run, for a frame
+    whose runs are contiguous; from where each run starts and ends, not per-run grouping."""
+    index = pl.int_range(pl.len(), dtype=pl.Int64)
+    if not per_run:
+        return [index.alias(ROW), (pl.len() - 1 - index).alias("_r")]
+    starts = (pl.col(RUN) != pl.col(RUN).shift(1)).fill_null(True)
+    ends = (pl.col(RUN) != pl.col(RUN).shift(-1)).fill_null(True)
+    return [(index - pl.when(starts).then(index).otherwise(None).forward_fill()).alias(ROW),
+            (pl.when(ends).then(index).otherwise(None).backward_fill() - index).alias("_r")]
 
 
 def _params(entries: dict, classes: list, rules: list, cum_kinds: list, engine) -> pl.DataFrame:

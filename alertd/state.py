@@ -13,7 +13,7 @@ from typing import Any
 
 import polars as pl
 
-from alertd.batch import Tails
+from alertd.batch import Tails, memo_rule
 from alertd.evaluate import Engine, RunState
 from alertd.record import STEP, TIME
 from alertd.rules.alert import Carry
@@ -86,7 +86,10 @@ def restore(engine: Engine, data: dict[str, Any]) -> None:
             tail = tails.get(SEP.join(group.columns))
             if tail is None:  # the records themselves are facts: kept whatever the rules
                 continue
-            schema = {c: (pl.Int64 if c == STEP else pl.Float64) for c in tail}
+            schema = {c: pl.Int64 if c == STEP else pl.Boolean if any(isinstance(v, bool) for v in vals)
+                      else pl.Float64 for c, vals in tail.items()}
             frame = pl.DataFrame({c: [_number(v) for v in vals] for c, vals in tail.items()}, schema=schema)
             if group.keep:
-                engine.tails.setdefault(group.columns, Tails()).set(run.id, frame.select(STEP, TIME, *group.columns).tail(group.keep))
+                memos = [c for c in frame.columns if memo_rule(c) in same]  # a changed rule's are stale
+                engine.tails.setdefault(group.columns, Tails()).set(
+                    run.id, frame.select(STEP, TIME, *group.columns, *memos).tail(group.keep))

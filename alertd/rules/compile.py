@@ -35,6 +35,8 @@ _CUM_KIND = {"best": "min", "peak": "max", "first": "first"}
 
 
 RUN = "_run"  # the run a row belongs to, when one frame holds the records of many runs
+ROW = "_i"    # a row's index within its run's contiguous rows, when one frame holds many runs
+NEW = "_new"  # true on the records of this batch, false on the tail of earlier ones
 
 
 def check_calls(node: Node) -> list[str]:
@@ -82,7 +84,7 @@ class Compiled:
     cond: pl.Expr
     value: pl.Expr
     threshold: pl.Expr
-    cum_inputs: list[tuple[str, pl.Expr]]  # (kind, input) per cumulative node, to update carries
+    cum_inputs: list[tuple[str, pl.Expr]]  # (kind, input as when new) per cumulative node: carries, memos
 
 
 class Stages:
@@ -95,12 +97,14 @@ class Stages:
 
     def __init__(self, prefix: str = "_w"):
         self.prefix = prefix
-        self.names: dict[str, str] = {}     # expression text -> column
+        self.names: dict[str, str] = {}     # serialised expression -> column
         self.depth: dict[str, int] = {}     # column -> stage
         self.exprs: dict[str, pl.Expr] = {}
 
     def add(self, expr: pl.Expr) -> pl.Expr:
-        key = str(expr)
+        # The serialised tree, not str(expr): str() leaves out window sizes, so mean(x, 5) and
+        # mean(x, 50) would share one column.
+        key = expr.meta.serialize(format="json")
         name = self.names.get(key)
         if name is None:
             name = self.names[key] = f"{self.prefix}{len(self.names)}"
@@ -118,18 +122,30 @@ class Stages:
 
 class _Compiler:
     def __init__(self, resolve: Callable[[Name], pl.Expr], carry_prefix: str, stages: Stages | None,
-                 per_run: bool):
+                 per_run: bool, memo_prefix: str):
         self.resolve = resolve
         self.carry_prefix = carry_prefix
+        self.memo_prefix = memo_prefix
+        self.cum_index: dict[tuple[str, str], int] = {}  # (kind, serialised input) -> i
         self.stages = stages
         self.per_run = per_run
         self.cum_inputs: list[tuple[str, pl.Expr]] = []
 
-    def staged(self, expr: pl.Expr) -> pl.Expr:
-        """A window's result: per run when the frame holds several, computed once when staged."""
-        if self.per_run:
+    def staged(self, expr: pl.Expr, cumulative: bool = False) -> pl.Expr:
+        """A window's result, computed once when staged. When the frame holds several runs, a
+        cumulative one runs per run (`.over`); windows do not need to (see `reach`)."""
+        if self.per_run and cumulative:
             expr = expr.over(RUN)
         return self.stages.add(expr) if self.stages is not None else expr
+
+    def reach(self, expr: pl.Expr, back: int) -> pl.Expr:
+        """An operation reading `back` records before each row. With several runs in one frame
+        (contiguous, in order) it runs over the whole frame, which is several times cheaper
+        than per run, and the rows whose reach would cross into the previous run are blanked:
+        exactly the rows that a per-run evaluation leaves null (its window is not full yet)."""
+        if not self.per_run or back == 0:
+            return expr
+        return pl.when(pl.col(ROW) >= back).then(expr).otherwise(None)
 
     def num(self, node: Node) -> pl.Expr:
         if isinstance(node, Num):
@@ -169,9 +185,19 @@ class _Compiler:
 
     def carried(self, kind: str, inner: pl.Expr) -> pl.Expr:
         """Running min/max/any/first over the whole series: what is in the frame, combined with a
-        per-row column carrying the value over the records that have left the window."""
-        carry = pl.col(f"{self.carry_prefix}{len(self.cum_inputs)}")
-        self.cum_inputs.append((kind, inner))
+        per-row column carrying the value over the records that have left the window.
+
+        The input is read as it was when its record was new (column `<memo_prefix><i>`, kept
+        with the records of the tail): at the head of a tail a window's input is cut short and
+        would read null, and a best-so-far or a first value must not depend on how the stream
+        was cut into batches."""
+        j = self.cum_index.setdefault((kind, inner.meta.serialize(format="json")), len(self.cum_index))
+        carry = pl.col(f"{self.carry_prefix}{j}")
+        as_new = pl.coalesce(pl.col(f"{self.memo_prefix}{j}"), inner)
+        inner = pl.when(pl.col(NEW)).then(inner).otherwise(as_new)
+        inner = inner.cast(pl.Boolean) if kind == "any" else inner.cast(F64)
+        if j == len(self.cum_inputs):
+            self.cum_inputs.append((kind, inner))
         if kind == "any":
             return inner.fill_null(False).cum_max() | carry.cast(pl.Boolean).fill_null(False)
         clean = inner.fill_nan(None)
@@ -190,9 +216,9 @@ class _Compiler:
             n = int(args[1].value)
             return self.staged(self.window(f, x, n, args))
         if f == "ever":
-            return self.staged(self.carried("any", self.pred(args[0])))
+            return self.staged(self.carried("any", self.pred(args[0])), cumulative=True)
         if f in ("best", "peak", "first"):
-            return self.staged(self.carried(_CUM_KIND[f], self.num(args[0])))
+            return self.staged(self.carried(_CUM_KIND[f], self.num(args[0])), cumulative=True)
         if f in ("least", "greatest"):
             a, b = self.num(args[0]), self.num(args[1])
             return pl.min_horizontal(a, b) if f == "least" else pl.max_horizontal(a, b)
@@ -207,7 +233,7 @@ class _Compiler:
     def window(self, f: str, x: pl.Expr, n: int, args: tuple) -> pl.Expr:
         if f in ("mean", "min", "max", "std", "median", "sum"):
             x = x.fill_nan(None)
-            return getattr(x, f"rolling_{f}")(window_size=n, min_samples=n)
+            return self.reach(getattr(x, f"rolling_{f}")(window_size=n, min_samples=n), n - 1)
         if f == "slope":
             # Least-squares slope per record over the last n records (shift-invariant in r).
             r = pl.int_range(pl.len()).cast(F64)
@@ -215,41 +241,45 @@ class _Compiler:
             sx, sr = x.rolling_sum(n, min_samples=n), r.rolling_sum(n, min_samples=n)
             srx = (r * x).rolling_sum(n, min_samples=n)
             srr = (r * r).rolling_sum(n, min_samples=n)
-            return (n * srx - sr * sx) / (n * srr - sr * sr)
+            return self.reach((n * srx - sr * sx) / (n * srr - sr * sr), n - 1)
         if f == "delta":
-            return x - x.shift(n)
+            return x - self.reach(x.shift(n), n)
         if f == "lag":
-            return x.shift(n)
+            return self.reach(x.shift(n), n)
         if f == "pct_change":
-            before = x.shift(n)
+            before = self.reach(x.shift(n), n)
             return 100.0 * (x - before) / before.abs()
         if f in ("rising", "falling"):
-            step = x.diff()
+            step = self.reach(x.diff(), 1)
             moved = (step > 0) if f == "rising" else (step < 0)
-            return moved.fill_null(False).cast(pl.Int32).rolling_sum(n, min_samples=n) == n
+            return self.reach(moved.fill_null(False).cast(pl.Int32).rolling_sum(n, min_samples=n) == n, n - 1)
         if f == "no_improve":
             # No new best by pct% within the last n records: the window's minimum is not
             # pct% below the best of everything before the window (lower is better).
             pct = self.num(args[2]) if len(args) == 3 else pl.lit(0.0, dtype=F64)
             clean = x.fill_nan(None)
-            best_before = self.carried("min", clean).shift(n)
-            recent = clean.rolling_min(window_size=n, min_samples=n)
+            best = self.carried("min", clean)
+            best = best.over(RUN) if self.per_run else best
+            best_before = self.reach(best.shift(n), n)
+            recent = self.reach(clean.rolling_min(window_size=n, min_samples=n), n - 1)
             return recent > best_before - best_before.abs() * pct / 100.0
         raise TypeError(f)
 
 
 def compile_rule(cond: Node, value: Node, resolve: Callable[[Name], pl.Expr], carry_prefix: str,
                  threshold: Node | None = None, stages: Stages | None = None,
-                 per_run: bool = False) -> Compiled:
+                 per_run: bool = False, memo_prefix: str = "_m") -> Compiled:
     """Compile a condition, its reported value and its threshold.
 
     `resolve` turns a name into an expression (a column, a variable's column, the step).
     Cumulative functions read their carried values from columns `<carry_prefix><i>`, i in compile
-    order (the same on every call). With `stages`, windows become shared columns that
-    `stages.apply(frame)` adds before the select; with `per_run`, order-dependent operations are
-    evaluated per run (`.over("_run")`).
+    order (the same on every call), and their inputs as computed when each record was new from
+    `<memo_prefix><i>` on the rows where `_new` is false (null or missing: computed again). With `stages`, windows become shared columns that
+    `stages.apply(frame)` adds before the select; with `per_run`, the frame holds several runs,
+    each in contiguous rows in order with its index in `_i`: cumulative operations are evaluated
+    per run (`.over("_run")`), windows over the frame with their first rows in each run blanked.
     """
-    c = _Compiler(resolve, carry_prefix, stages, per_run)
+    c = _Compiler(resolve, carry_prefix, stages, per_run, memo_prefix)
     cond_expr, value_expr = c.pred(cond), c.num(value)
     limit = c.num(threshold) if threshold is not None else pl.lit(None, dtype=F64)
     return Compiled(cond_expr, value_expr, limit, c.cum_inputs)

@@ -1,9 +1,10 @@
 """Replay finished logs through the engine in large chunks, as if they had been streamed."""
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import BinaryIO, Callable, Iterator
 
 from alertd.evaluate import Engine
 from alertd.parse import make_parser
@@ -41,22 +42,41 @@ class Tally:
 
 
 def chunks(path: str, size: int = CHUNK) -> Iterator[bytes]:
-    """The file's bytes in pieces that end on a line terminator (the last may not)."""
-    rest = b""
+    """The file's bytes in pieces of about `size` that end on a line terminator (the last one
+    gets a newline if the file ends without one).
+
+    The end of the line crossing each `size` boundary is found by a small read first, so each
+    piece is then read whole into one buffer: joining and slicing 32 MB pieces cost about a
+    sixth of the parse.
+    """
     with open(path, "rb") as f:
+        pos = 0
         while True:
-            block = f.read(size)
-            if not block:
-                break
-            data = rest + block
-            cut = max(data.rfind(b"\n"), data.rfind(b"\r"))
-            if cut < 0:
-                rest = data
-                continue
-            rest = data[cut + 1:]
-            yield data[:cut + 1]
-    if rest:
-        yield rest + b"\n"  # a finished log's last line counts even without its newline
+            end = _line_end(f, pos + size)
+            f.seek(pos)
+            data = f.read(end - pos)
+            if not data:
+                return
+            pos += len(data)
+            if not data.endswith((b"\n", b"\r")):
+                data += b"\n"  # a finished log's last line counts even without its newline
+            yield data
+
+
+_PEEK = 1 << 16  # bytes read at a time while looking for the end of a line
+
+
+def _line_end(f: BinaryIO, off: int) -> int:
+    """The first offset >= `off` just after a line terminator ("\\r\\n" kept whole), or the
+    end of the file."""
+    at = f.seek(off - 1)
+    while peek := f.read(_PEEK):
+        i = min((j for j in (peek.find(b"\n"), peek.find(b"\r")) if j >= 0), default=-1)
+        if i >= 0:
+            crlf = peek[i] == 13 and (peek[i + 1:i + 2] or f.read(1)) == b"\n"
+            return at + i + 1 + crlf
+        at += len(peek)
+    return f.seek(0, os.SEEK_END)
 
 
 def replay_file(engine: Engine, path: str, fmt: str, emit: Callable[[AlertEvent], None],

@@ -9,7 +9,7 @@ order-dependent operation runs `.over("_run")`. With a single run (replay) nothi
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import polars as pl
 
@@ -59,15 +59,35 @@ class Plan:
     cum_kinds: list[list[str]]
     machines: list[list[list[pl.Expr]]]
     memos: list[tuple[str, str, object]]  # (output column, memo column kept in tails, dtype)
+    vars_cache: dict = field(default_factory=dict)  # the variables of the runs of the last pass
 
 
 class Tails:
     """The last `keep` records of every run for one set of series, in one frame with `_run`:
-    a pass over hundreds of runs takes them and puts them back in one operation each."""
+    a pass over hundreds of runs takes them and puts them back in one operation each. Also the
+    records that wait to be evaluated (long windows, see Engine.long_every), oldest since `since`."""
 
     def __init__(self) -> None:
         self.frame: pl.DataFrame | None = None
         self.ids: set[int] = set()
+        self.waiting: list[pl.DataFrame] = []
+        self.since: float | None = None
+
+    def wait(self, rows: pl.DataFrame, now: float) -> None:
+        self.waiting.append(rows)
+        self.since = now if self.since is None else self.since
+
+    def release(self) -> pl.DataFrame:
+        """The waiting records, in arrival order, no longer waiting."""
+        rows = pl.concat(self.waiting, how="diagonal_relaxed") if len(self.waiting) > 1 else self.waiting[0]
+        self.waiting, self.since = [], None
+        return rows
+
+    def waiting_of(self, rid: int) -> pl.DataFrame | None:
+        """One run's waiting records without `_run` (for snapshots)."""
+        rows = [w.filter(pl.col(RUN) == rid).drop(RUN) for w in self.waiting]
+        rows = [r for r in rows if r.height]
+        return pl.concat(rows, how="diagonal_relaxed") if rows else None
 
     def take(self, ids: list[int]) -> pl.DataFrame | None:
         if self.frame is None or not self.ids.intersection(ids):
@@ -151,9 +171,11 @@ def run_pass(rows: pl.DataFrame, entries: dict[int, Entry], classes: list[tuple]
     if per_run:  # each run's rows contiguous, its tail before its new rows (a stable sort)
         full = full.sort(RUN, maintain_order=True)
     full = full.with_columns(_positions(per_run))
-    params = _params(entries, classes, rules, cum_kinds, engine)
-    if params.width > 1:
-        full = full.join(params.lazy(), on=RUN, how="left", maintain_order="left")
+    literals, varying = _params(entries, classes, plan, engine)
+    if varying is not None:
+        full = full.join(varying.lazy(), on=RUN, how="left", maintain_order="left")
+    if literals:
+        full = full.with_columns(literals)
     computed = plan.stages.apply(full).with_columns(plan.exprs).collect(engine=_ENGINE, optimizations=_AS_WRITTEN)
     # Narrow before filtering: the computed frame holds every stage, and a filter copies them all.
     if keep:
@@ -169,9 +191,8 @@ def run_pass(rows: pl.DataFrame, entries: dict[int, Entry], classes: list[tuple]
     # Most alerts are quiet: no true record and nothing carried means no transition, so the
     # state machine runs only for the classes that can change in some run.
     any_true = new.select(pl.col(f"c{c}").fill_null(False).any() for c in range(len(classes))).row(0)
-    live = [c for c in range(len(classes))
-            if any_true[c] or any(e.run.instances[classes[c]].carry.streak
-                                  or e.run.instances[classes[c]].carry.firing for e in entries.values())]
+    busy = set().union(*(e.run.busy for e in entries.values()))
+    live = [c for c in range(len(classes)) if any_true[c] or classes[c] in busy]
     if not live:
         return []
     states = new.lazy().join(_carries(entries, classes, rules, live, engine).lazy(), on=RUN, how="left",
@@ -184,8 +205,7 @@ def run_pass(rows: pl.DataFrame, entries: dict[int, Entry], classes: list[tuple]
     for row in last.iter_rows(named=True):
         e = entries[row[RUN]]
         for c in live:
-            inst = e.run.instances[classes[c]]
-            inst.carry = alert.advance(inst.carry, row, f"m{c}_")
+            e.run.set_carry(classes[c], alert.advance(e.run.instances[classes[c]].carry, row, f"m{c}_"))
     return hits
 
 
@@ -201,22 +221,32 @@ def _positions(per_run: bool) -> list[pl.Expr]:
             (pl.when(ends).then(index).otherwise(None).backward_fill() - index).alias("_r")]
 
 
-def _params(entries: dict, classes: list, rules: list, cum_kinds: list, engine) -> pl.DataFrame:
-    """One row per run: its variables and the carried values of cumulative functions, per class."""
-    cols: dict[str, list] = {RUN: list(entries)}
-    schema: dict = {RUN: pl.Int64}
-    merged = [engine.run_vars(e.run) for e in entries.values()]
-    for c, rule in enumerate(rules):
-        for name, default in rule.vars.items():
-            key = f"_v{c}:{name}"
-            schema[key] = F64
-            cols[key] = [v.get(name, default) if v.get(name) is not None else default for v in merged]
-        for j, kind in enumerate(cum_kinds[c]):
+def _params(entries: dict, classes: list, plan: Plan, engine) -> tuple[list[pl.Expr], pl.DataFrame | None]:
+    """Per run, its variables and the carried values of cumulative functions, per class: as
+    literals where every run has the same value (most variables), else in a frame to join on
+    `_run` (joining copies a value into every row: costly for dozens of variables)."""
+    key = (tuple(entries), engine.vars_epoch)
+    if plan.vars_cache.get("key") != key:  # variables change rarely: built once for these runs
+        merged = [engine.run_vars(e.run) for e in entries.values()]
+        plan.vars_cache = {"key": key, "cols": {
+            f"_v{c}:{name}": [v.get(name, default) if v.get(name) is not None else default for v in merged]
+            for c, rule in enumerate(plan.rules) for name, default in rule.vars.items()}}
+    cols: dict[str, list] = dict(plan.vars_cache["cols"])
+    schema: dict = {k: F64 for k in cols}
+    for c, kinds in enumerate(plan.cum_kinds):
+        if kinds:
+            insts = [e.run.instances[classes[c]] for e in entries.values()]
+        for j, kind in enumerate(kinds):
             key = f"_k{c}_{j}"
             schema[key] = pl.Boolean if kind == "any" else F64
-            insts = [e.run.instances[classes[c]] for e in entries.values()]
             cols[key] = [i.cum[j] if j < len(i.cum) else None for i in insts]
-    return pl.DataFrame(cols, schema=schema)
+    same = {k for k, values in cols.items() if len(set(values)) == 1}
+    literals = [pl.lit(cols[k][0], dtype=schema[k]).alias(k) for k in same]
+    varying = {k: v for k, v in cols.items() if k not in same}
+    if not varying:
+        return literals, None
+    frame = pl.DataFrame({RUN: list(entries), **varying}, schema={RUN: pl.Int64, **{k: schema[k] for k in varying}})
+    return literals, frame
 
 
 def _carries(entries: dict, classes: list, rules: list, live: list[int], engine) -> pl.DataFrame:

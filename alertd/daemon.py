@@ -95,8 +95,9 @@ class Daemon:
             self.on_parsed(path, parsed)
         return parsed
 
-    def step(self) -> int:
-        """One pass over every source; returns the number of events emitted."""
+    def step(self, final: bool = False) -> int:
+        """One pass over every source; returns the number of events emitted. The final pass
+        also evaluates the records that wait (Engine.long_every)."""
         now = time.time()
         if self.rules:
             self.engine = self.rules.check(self.engine)
@@ -108,7 +109,8 @@ class Daemon:
         for path, chunk in self.tailer.poll():
             parsed = self._parse(path, chunk)
             batches[path] = _merge(batches[path], parsed) if path in batches else parsed
-        events = self.engine.feed_many(batches, now) if batches else []
+        events = self.engine.feed_many(batches, now)  # also the waiting records now due
+        events += self.engine.flush(now) if final else []
         events += self.engine.tick(now)
         fresh = self.store.admit(events) if self.store else events
         for event in fresh:
@@ -161,7 +163,7 @@ class Daemon:
                 if not self.stopping:
                     settling = self.rules is not None and self.rules.pending()
                     self.waker.wait(timeout=0.1 if settling else self.options.max_idle_tick)
-            self.step()  # what was written just before the stop is still evaluated
+            self.step(final=True)  # what was written just before the stop is still evaluated
         finally:
             if self._dirty:
                 self._save(time.time())

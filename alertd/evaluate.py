@@ -29,6 +29,7 @@ from alertd.rules.select import instances, references
 
 F64 = pl.Float64
 PLOT_POINTS = 100  # records of lead-up a notification's plot shows
+LONG_WINDOW = 50   # records of look-back from which a rule may wait (Engine long_every) to be evaluated
 
 
 @dataclass
@@ -51,8 +52,13 @@ class Group:
     """Instances that read the same series (and so share the records kept for their windows)."""
 
     columns: tuple[str, ...]
+    long: bool = False  # its windows look back LONG_WINDOW records or more (may wait: Engine.long_every)
     keep: int = 0  # records of the series each run keeps (Engine.tails) for windows to look back
     members: list[Instance] = field(default_factory=list)
+
+    @property
+    def key(self) -> tuple:
+        return self.columns, self.long
 
 
 _RUN_IDS = itertools.count()
@@ -70,12 +76,19 @@ class RunState:
     stale: dict[str, Carry] = field(default_factory=dict)
     records: int = 0
     recent: deque = field(default_factory=deque)  # the last batches, >= PLOT_POINTS records (plots)
+    recent_rows: int = 0
+    busy: set = field(default_factory=set)  # keys of instances pending or firing (their carry matters)
 
     def remember(self, frame: pl.DataFrame) -> None:
         """Keep the latest batches for plots, dropping whole old ones (no copying per batch)."""
         self.recent.append(frame)
-        while len(self.recent) > 1 and sum(f.height for f in self.recent) - self.recent[0].height >= PLOT_POINTS:
-            self.recent.popleft()
+        self.recent_rows += frame.height
+        while len(self.recent) > 1 and self.recent_rows - self.recent[0].height >= PLOT_POINTS:
+            self.recent_rows -= self.recent.popleft().height
+
+    def set_carry(self, key: tuple, carry: Carry) -> None:
+        self.instances[key].carry = carry
+        (self.busy.add if carry.streak or carry.firing else self.busy.discard)(key)
 
     def lead_up(self, column: str, step: int) -> tuple:
         """(step, value) of a series over the PLOT_POINTS records up to `step`."""
@@ -100,15 +113,24 @@ def _number(value):
 class Engine:
     """Evaluates a RuleSet over the records of any number of runs."""
 
-    def __init__(self, ruleset: RuleSet, cli_vars: dict | None = None, clock=_time.time):
+    def __init__(self, ruleset: RuleSet, cli_vars: dict | None = None, clock=_time.time,
+                 long_every: float | None = None):
+        """`long_every` (live use): rules whose windows look back LONG_WINDOW records or more
+        are evaluated at most every `long_every` seconds instead of on every feed. Each pass
+        re-reads a window's look-back for every run, so for a 300-record window and a few new
+        records per run the re-reading is nearly all the work; waiting a second or two for more
+        records divides it, and a trend over hundreds of records is not late by that. The events
+        are the same (every record is still evaluated, in order); `flush` evaluates what waits."""
+        self.long_every = long_every
         self.rules = [r for r in ruleset.rules if r.cond is not None]
         self.stale_rules = [r for r in ruleset.rules if r.stale_seconds is not None]
         self.cli_vars = {k: _number(v) for k, v in (cli_vars or {}).items()}
         self.clock = clock
         self.runs: dict[str, RunState] = {}
         self._refs = {r.name: references(r, set(r.vars)) for r in self.rules}
-        self.tails: dict[tuple[str, ...], Tails] = {}  # per set of series: every run's last records
+        self.tails: dict[tuple, Tails] = {}  # per group key: every run's last records
         self._plans: dict[tuple, Plan] = {}
+        self.vars_epoch = 0  # bumped when a run's variables change (passes cache them until then)
 
     def plan(self, classes: list[tuple], instances: dict, per_run: bool) -> Plan:
         """The compiled classes of a group (compiling costs more than a small pass: done once)."""
@@ -140,8 +162,9 @@ class Engine:
                 labels = {r.label: binding[r.ref] for r in refs if r.label}
                 inst = Instance(rule, binding, labels)
                 run.instances[key] = inst
-                gkey = tuple(sorted(inst.columns))
-                group = run.groups.setdefault(gkey, Group(gkey))
+                columns = tuple(sorted(inst.columns))
+                long = rule.lookback >= LONG_WINDOW  # whatever long_every: snapshots name the same groups
+                group = run.groups.setdefault((columns, long), Group(columns, long))
                 group.members.append(inst)
                 group.keep = max(group.keep, rule.lookback)
 
@@ -153,12 +176,15 @@ class Engine:
     def feed_many(self, batches: dict[str, Parsed], now: float | None = None) -> list[AlertEvent]:
         """Evaluate new records of any number of runs in one pass per set of series."""
         now = self.clock() if now is None else now
-        frames, by_id, events, untimed = [], {}, [], []
+        # Records still waiting go first: a run's records are evaluated in the order they came.
+        events = self._waited(now, force=not self.long_every)
+        frames, by_id, untimed = [], {}, []
         for run_name, parsed in batches.items():
             run = self.runs.setdefault(run_name, RunState())
             for k, v in parsed.meta.items():
-                if _number(v) is not None:
+                if _number(v) is not None and run.meta.get(k) != _number(v):
                     run.meta[k] = _number(v)
+                    self.vars_epoch += 1
             frame = parsed.frame
             if frame.height == 0:
                 continue
@@ -174,29 +200,56 @@ class Engine:
             run.records += frame.height
             run.last_time = now
             run.last_step = int(frame[STEP][-1])
-        if not frames:
-            return events
-        batch = _stack(frames, list(by_id), untimed, now)
-        groups = {g.columns: g for _, run in by_id.values() for g in run.groups.values()}
-        for columns, group in groups.items():
-            rows = _rows(columns, batch)
-            if rows is None:
-                continue
-            ids = rows[RUN].unique(maintain_order=True).to_list() if len(frames) > 1 else [rows[RUN][0]]
-            entries = {rid: Entry(by_id[rid][1], by_id[rid][1].groups[columns]) for rid in ids}
-            classes = [(i.rule.name, tuple(sorted(i.binding.items()))) for i in group.members]
-            plan = self.plan(classes, entries[ids[0]].run.instances, len(ids) > 1)
-            tails = self.tails.setdefault(columns, Tails())
-            for hit in run_pass(rows, entries, classes, plan, tails, self):
-                run_name, run = by_id[hit.entry]
-                inst = run.instances[classes[hit.cls]]
-                if hit.state == FIRING:
-                    inst.carry.fired_step = hit.step
-                primary = next(iter(inst.binding.values()), None)
-                points = run.lead_up(primary, hit.step) if primary else ()
-                events.append(self._event(run_name, run, inst, hit.state, hit.step, hit.value,
-                                          now, threshold=hit.threshold, points=points))
+        if frames:
+            batch = _stack(frames, list(by_id), untimed, now)
+            groups = {g.key: g for _, run in by_id.values() for g in run.groups.values()}
+            for key, group in groups.items():
+                rows = _rows(group.columns, batch)
+                if rows is None:
+                    continue
+                if group.long and self.long_every:
+                    self.tails.setdefault(key, Tails()).wait(rows, now)
+                else:
+                    events += self._evaluate(group, rows, by_id, now)
         events.sort(key=lambda e: (e.run, e.step, e.state != RESOLVED, e.rule))
+        return events
+
+    def flush(self, now: float | None = None) -> list[AlertEvent]:
+        """Evaluate every record still waiting (long windows, see long_every): at the end of input."""
+        return sorted(self._waited(self.clock() if now is None else now, force=True),
+                      key=lambda e: (e.run, e.step, e.state != RESOLVED, e.rule))
+
+    def _waited(self, now: float, force: bool = False) -> list[AlertEvent]:
+        """Evaluate the waiting records of long-window groups whose oldest waited long_every."""
+        events, by_id = [], None
+        for key, tails in self.tails.items():
+            if tails.since is None or not (force or now - tails.since >= (self.long_every or 0.0)):
+                continue
+            rows = tails.release()
+            by_id = by_id or {run.id: (name, run) for name, run in self.runs.items()}
+            rows = rows.filter(pl.col(RUN).is_in(list(by_id)))  # a restored run may be gone
+            if rows.height:
+                group = by_id[rows[RUN][0]][1].groups[key]
+                events += self._evaluate(group, rows, by_id, now)
+        return events
+
+    def _evaluate(self, group: Group, rows: pl.DataFrame, by_id: dict, now: float) -> list[AlertEvent]:
+        """One pass of a group's rules over new rows (of one run or many, `_run`)."""
+        ids = rows[RUN].unique(maintain_order=True).to_list()
+        entries = {rid: Entry(by_id[rid][1], by_id[rid][1].groups[group.key]) for rid in ids}
+        classes = [(i.rule.name, tuple(sorted(i.binding.items()))) for i in group.members]
+        plan = self.plan(classes, entries[ids[0]].run.instances, len(ids) > 1)
+        tails = self.tails.setdefault(group.key, Tails())
+        events = []
+        for hit in run_pass(rows, entries, classes, plan, tails, self):
+            run_name, run = by_id[hit.entry]
+            inst = run.instances[classes[hit.cls]]
+            if hit.state == FIRING:
+                inst.carry.fired_step = hit.step
+            primary = next(iter(inst.binding.values()), None)
+            points = run.lead_up(primary, hit.step) if primary else ()
+            events.append(self._event(run_name, run, inst, hit.state, hit.step, hit.value,
+                                      now, threshold=hit.threshold, points=points))
         return events
 
     def _event(self, run_name: str, run: RunState, inst: Instance | None, state: str, step: int,

@@ -74,7 +74,7 @@ class RuleWatcher:
             self._seen = ()
             print(f"alertd: rules not reloaded: {e}", file=self.err, flush=True)
             return engine
-        new = Engine(ruleset, self.cli_vars, clock=engine.clock)
+        new = Engine(ruleset, self.cli_vars, clock=engine.clock, long_every=engine.long_every)
         restore(new, snapshot(engine))
         print(f"alertd: reloaded {len(ruleset.rules)} rules from {len(ruleset.files)} file(s)",
               file=self.err, flush=True)

@@ -16,6 +16,7 @@ import polars as pl
 from alertd.batch import Tails, memo_rule
 from alertd.evaluate import Engine, RunState
 from alertd.record import STEP, TIME
+from alertd.rules.compile import RUN
 from alertd.rules.alert import Carry
 
 VERSION = 1
@@ -34,10 +35,25 @@ def _number(x):
     return float(x) if isinstance(x, str) else x
 
 
-def _tail(engine: Engine, run: RunState, group) -> pl.DataFrame | None:
-    tails = engine.tails.get(group.columns)
-    tail = tails.of(run.id) if tails is not None else None
-    return tail if tail is not None and tail.height else None
+def _group_key(group) -> str:
+    return SEP.join(group.columns) + (SEP + "long" if group.long else "")
+
+
+def _kept(engine: Engine, run: RunState, group, waiting: bool = False) -> pl.DataFrame | None:
+    """A run's tail of a group's series, or (waiting) its records not yet evaluated."""
+    tails = engine.tails.get(group.key)
+    rows = None if tails is None else tails.waiting_of(run.id) if waiting else tails.of(run.id)
+    return rows if rows is not None and rows.height else None
+
+
+def _columns(frame: pl.DataFrame) -> dict[str, list]:
+    return {c: [_json_number(v) if isinstance(v, float) else v for v in frame[c].to_list()] for c in frame.columns}
+
+
+def _frame(columns: dict[str, list]) -> pl.DataFrame:
+    schema = {c: pl.Int64 if c == STEP else pl.Boolean if any(isinstance(v, bool) for v in vals)
+              else pl.Float64 for c, vals in columns.items()}
+    return pl.DataFrame({c: [_number(v) for v in vals] for c, vals in columns.items()}, schema=schema)
 
 
 def snapshot(engine: Engine) -> dict[str, Any]:
@@ -53,10 +69,10 @@ def snapshot(engine: Engine) -> dict[str, Any]:
                           {"carry": i.carry.to_dict(), "cum": [_json_number(c) if isinstance(c, float) else c
                                                                for c in i.cum]}
                           for i in run.instances.values()},
-            "tails": {SEP.join(g.columns): {c: [_json_number(v) if isinstance(v, float) else v
-                                                for v in tail[c].to_list()]
-                                            for c in tail.columns}
-                      for g in run.groups.values() if (tail := _tail(engine, run, g)) is not None},
+            "tails": {_group_key(g): _columns(tail) for g in run.groups.values()
+                      if (tail := _kept(engine, run, g)) is not None},
+            "waiting": {_group_key(g): _columns(rows) for g in run.groups.values()
+                        if (rows := _kept(engine, run, g, waiting=True)) is not None},
         }
     return {"version": VERSION, "rules": fingerprints, "runs": runs}
 
@@ -76,20 +92,21 @@ def restore(engine: Engine, data: dict[str, Any]) -> None:
         run.stale = {k: Carry.from_dict(v) for k, v in saved.get("stale", {}).items() if k in same}
         engine._bind_new_columns(run, list(saved.get("columns", [])))
         instances = saved.get("instances", {})
-        for inst in run.instances.values():
+        for key, inst in run.instances.items():
             state = instances.get(_instance_key(inst.rule.name, inst.binding))
             if state and inst.rule.name in same:
-                inst.carry = Carry.from_dict(state["carry"])
+                run.set_carry(key, Carry.from_dict(state["carry"]))
                 inst.cum = [_number(c) for c in state.get("cum", [])]
-        tails = saved.get("tails", {})
+        tails, waiting = saved.get("tails", {}), saved.get("waiting", {})
         for group in run.groups.values():
-            tail = tails.get(SEP.join(group.columns))
-            if tail is None:  # the records themselves are facts: kept whatever the rules
-                continue
-            schema = {c: pl.Int64 if c == STEP else pl.Boolean if any(isinstance(v, bool) for v in vals)
-                      else pl.Float64 for c, vals in tail.items()}
-            frame = pl.DataFrame({c: [_number(v) for v in vals] for c, vals in tail.items()}, schema=schema)
-            if group.keep:
+            # A snapshot older than long-window groups kept all of a series' rules in one group.
+            tail = tails.get(_group_key(group), tails.get(SEP.join(group.columns)))
+            store = engine.tails.setdefault(group.key, Tails())
+            if tail is not None and group.keep:  # the records themselves are facts: kept whatever the rules
+                frame = _frame(tail)
                 memos = [c for c in frame.columns if memo_rule(c) in same]  # a changed rule's are stale
-                engine.tails.setdefault(group.columns, Tails()).set(
-                    run.id, frame.select(STEP, TIME, *group.columns, *memos).tail(group.keep))
+                store.set(run.id, frame.select(STEP, TIME, *group.columns, *memos).tail(group.keep))
+            rows = waiting.get(_group_key(group))
+            if rows is not None:  # evaluated at the next pass (an engine without long_every: at once)
+                store.wait(_frame(rows).select(pl.lit(run.id, dtype=pl.Int64).alias(RUN), STEP, TIME,
+                                               *group.columns), engine.clock())

@@ -3,6 +3,7 @@ import math
 import textwrap
 
 import polars as pl
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from alertd.evaluate import Engine
@@ -222,11 +223,14 @@ def test_a_run_that_stops_logging_fires_and_resolves_when_records_return(tmp_pat
     assert Engine(ruleset(tmp_path, text), {"quiet": 5}).tick(now=1.0) == []  # no run yet: nothing to miss
 
 
-def test_the_pack_over_many_runs_in_uneven_passes_equals_each_run_alone():
+@pytest.mark.parametrize("long_every", [None, 1.0])
+def test_the_pack_over_many_runs_in_uneven_passes_equals_each_run_alone(long_every):
     # Every sample log (21 runs: young and old, different series, every window function of the
     # pack) fed together in small uneven passes, as the daemon does, gives each run exactly the
     # events (step, value) it gets when replayed alone in one batch: windows must not reach
     # across runs, and tails, carries and cumulative values must carry over between passes.
+    # With long_every, long-window rules wait up to a second of passes (0.3 s apart) and the
+    # rest at the end (flush): the same events.
     from pathlib import Path
 
     from alertd.parse import make_parser
@@ -246,7 +250,7 @@ def test_the_pack_over_many_runs_in_uneven_passes_equals_each_run_alone():
     alone = []
     for name, df in frames.items():
         alone += Engine(pack, {}).feed(name, Parsed(df, meta=metas[name]), now=0.0)
-    together, engine, at, cut = [], Engine(pack, {}), {n: 0 for n in frames}, 0
+    together, engine, at, cut = [], Engine(pack, {}, long_every=long_every), {n: 0 for n in frames}, 0
     while any(at[n] < df.height for n, df in frames.items()):
         batch = {}
         for i, (name, df) in enumerate(frames.items()):
@@ -254,7 +258,41 @@ def test_the_pack_over_many_runs_in_uneven_passes_equals_each_run_alone():
             if at[name] < df.height:
                 batch[name] = Parsed(df.slice(at[name], size), meta=metas[name] if at[name] == 0 else {})
                 at[name] += size
-        together += engine.feed_many(batch, now=0.0)
+        together += engine.feed_many(batch, now=0.3 * cut)
         cut += 1
+    together += engine.flush(now=0.3 * cut)
     assert len(alone) > 20
     assert sorted(map(key, together)) == sorted(map(key, alone))
+
+
+@pytest.mark.parametrize("after", [1.0, None])
+def test_records_waiting_for_a_long_window_survive_a_restart(after):
+    # A daemon holding long-window records back (long_every) saves them with its state; the
+    # engine restored from it (holding back, or not: `after`) evaluates them: the events of the
+    # whole stream come out once, the same as one replay. The pack over a sample log.
+    import json
+    from pathlib import Path
+
+    from alertd import state
+    from alertd.parse import make_parser
+    root = Path(__file__).resolve().parent.parent
+    pack = load_rules([str(root / "rules")])
+    log = root / "samples" / "logs" / "b05_exploding_lr_hf.log"
+    parsed = make_parser("auto", str(log)).feed(log.read_bytes())
+    df = parsed.frame
+
+    def key(e):
+        return (e.step, e.rule, e.state, None if e.value is None else round(e.value, 9))
+
+    whole = sorted(map(key, Engine(pack, {}).feed("run", parsed, now=0.0)))
+    assert {"LossSpike", "LossOscillationGrowing"} <= {e[1] for e in whole}  # long windows fire
+    first = Engine(pack, {}, long_every=5.0)
+    got = first.feed("run", Parsed(df.head(230)), now=0.0)
+    got += first.feed("run", Parsed(df.slice(230, 60)), now=1.0)  # waits: 1 s < 5 s
+    saved = json.loads(json.dumps(state.snapshot(first)))
+    assert saved["runs"]["run"]["waiting"]
+    second = Engine(pack, {}, long_every=after)
+    state.restore(second, saved)
+    got += second.feed("run", Parsed(df.slice(290)), now=2.0)
+    got += second.flush(now=3.0)
+    assert sorted(map(key, got)) == whole

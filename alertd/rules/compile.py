@@ -79,6 +79,11 @@ def lookback(node: Node) -> int:
     return 0
 
 
+def _never_nan(node: Node) -> bool:
+    """A literal or the step (an integer): no NaN guard needed (it costs a pass per comparison)."""
+    return isinstance(node, Num) or (isinstance(node, Name) and not node.quoted and node.name == "step")
+
+
 @dataclass
 class Compiled:
     cond: pl.Expr
@@ -174,8 +179,8 @@ class _Compiler:
             return ~self.pred(node.arg)
         if isinstance(node, BinOp) and node.op in ("<", "<=", ">", ">=", "==", "!="):
             # NaN -> null, so that a comparison with NaN is never true.
-            left = self.num(node.left).fill_nan(None)
-            right = self.num(node.right).fill_nan(None)
+            left, right = (self.num(n) if _never_nan(n) else self.num(n).fill_nan(None)
+                           for n in (node.left, node.right))
             return {"<": left < right, "<=": left <= right, ">": left > right,
                     ">=": left >= right, "==": left == right, "!=": left != right}[node.op]
         if isinstance(node, Call) and node.func in ("not_finite", "is_nan", "is_inf", "finite",

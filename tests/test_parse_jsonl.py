@@ -4,14 +4,17 @@ from __future__ import annotations
 import json
 import math
 import random
+import time
 
 import polars as pl
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 import parsing
 from alertd.parse import make_parser
+from alertd.parse.jsonl_scan import MAX_OPENERS, Scan
 from alertd.record import LINE, STEP
 
 
@@ -148,3 +151,47 @@ def test_json_values_any_shape(values):
     objects = sum(isinstance(v, dict) for v in values)
     assert r.bad_lines == len(values) - objects
     assert r.frame.height <= objects
+
+
+def test_deep_arrays_and_many_openers_stay_out_of_polars():
+    # polars 2.1 takes seconds (arrays 500 deep) to minutes (1000) to infer the type of a deeply
+    # nested value, ~2 s for objects 100 deep; json.loads reads these lines at once.
+    arrays = b'{"loss": 1, "h": ' + b"[" * 800 + b"1" + b"]" * 800 + b"}"
+    objects = b'{"loss": 2, "a": ' + b'{"a": ' * 100 + b"1" + b"}" * 101
+    data = b"\n".join([b'{"loss": 0}', arrays, objects, b'{"loss": 3}']) + b"\n"
+    t = time.monotonic()
+    r = make_parser("jsonl").feed(data)
+    assert time.monotonic() - t < 10
+    assert r.frame["loss"].to_list() == [0.0, 1.0, 2.0, 3.0]
+    assert r.bad_lines == 0
+
+
+@pytest.mark.parametrize("late", [
+    '{"step": %d, "loss": 1.0, "late_key": 5.0}',                     # a new key
+    '{"step": %d, "loss": 1.0, "note": "t:nope", "late_key": 5.0}',  # ... beside a string with ':n'
+    '{"step": %d, "loss": 1.0, "nested": {"late_key": 5.0}}',         # ... inside a new object
+])
+def test_keys_first_seen_after_schema_inference_are_read(late):
+    rows = [json.dumps({"step": i, "loss": 1.0, "val": None, "at": "12:30:00", "phase": "train"})
+            for i in range(1, 500)]  # json.dumps writes nulls as ': null', strings hold colons
+    data = ("\n".join(rows + [late % 500]) + "\n").encode()
+    df, _, bad, _ = assert_chunking_invariant("jsonl", data)
+    name = "nested/late_key" if "nested" in late else "late_key"
+    assert bad == 0 and df.filter(pl.col(STEP) == 500)[name].to_list() == [5.0]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=400).map(lambda b: b.translate(bytes.maketrans(b"\x00\x01\x02\x03", b"\n{[:"))))
+def test_scan_counts_newlines_colons_and_openers_per_line(data):
+    scan = Scan(data)
+    assert scan.newlines == data.count(b"\n")
+    assert scan.colons() == data.count(b":")
+    most = max(line.count(b"{") + line.count(b"[") for line in data.split(b"\n"))
+    assert scan.nesting_ok() == (most < MAX_OPENERS)
+
+
+def test_scan_counts_nulls_as_python_and_polars_write_them():
+    values = [None, 1.5, "null", "n", True, False, float("nan"), float("-inf"), [None], {"x": None}]
+    for sep in ((", ", ": "), (",", ":")):
+        line = json.dumps({f"k{i}": v for i, v in enumerate(values)}, separators=sep).encode()
+        assert Scan(line).nulls() == 2  # k0 and x; the null in [None] follows no colon

@@ -133,15 +133,20 @@ class LineParser:
     def _rows(self, data: bytes, meta: dict[str, Any], bad: BadTally) -> pl.DataFrame:
         raise NotImplementedError
 
+    def _rows_and_newlines(self, data: bytes, meta: dict[str, Any], bad: BadTally) -> tuple[pl.DataFrame, int]:
+        """`_rows` and the number of b"\\n" in `data`; a parser that scans the bytes anyway
+        (JSONL) overrides this to count them in the same pass."""
+        return self._rows(data, meta, bad), data.count(b"\n")
+
     def feed(self, data: bytes) -> Parsed:
         """Parse a chunk of complete lines."""
         bad, meta = BadTally(), {}
-        raw = pl.DataFrame(schema={LINE: pl.Int64})
-        nl = data.count(b"\n")
+        raw, nl = pl.DataFrame(schema={LINE: pl.Int64}), 0
         if data:
             try:
-                raw = self._rows(data, meta, bad)
+                raw, nl = self._rows_and_newlines(data, meta, bad)
             except Exception as e:  # never raise on input; say why instead
+                nl = data.count(b"\n")
                 bad.add(self._lines + 1, f"parser error: {type(e).__name__}", max(1, nl))
         self._lines += nl
         frame = finalize(raw, self._records)

@@ -2,7 +2,9 @@
 
 Fast path: the whole chunk goes through `pl.read_ndjson` once. Only a chunk that polars
 rejects (some line is malformed) is bisected, and only its small leaves are read line by
-line with `json.loads`, so one bad line costs about one extra read of the chunk.
+line with `json.loads`, so one bad line costs about one extra read of the chunk. One pass over
+the bytes (jsonl_scan.Scan) counts the newlines, keeps deeply nested lines away from polars and
+gives the key counts that tell whether schema inference (100 rows) saw every key.
 """
 from __future__ import annotations
 
@@ -13,32 +15,18 @@ import polars as pl
 
 from alertd.parse.frame import (STEP_COL, STEP_KEYS, BadTally, LineParser, flatten, numeric_expr,
                                 step_expr, to_number)
+from alertd.parse.jsonl_scan import Scan
 from alertd.record import LINE, RESERVED
 
 META = "meta"
 LEAF_LINES = 256      # below this many lines a failed piece is read line by line
-MAX_BRACES = 200      # lines with more '{' than this never reach polars (it overflows its stack near 520 levels)
-_BRACE_WINDOW = 8192  # bytes per window of the brace guard
 
 
-def _braces_ok(data: bytes) -> bool:
-    """True when no line holds MAX_BRACES or more '{' (cheap: one count per ~8 KiB window)."""
-    pos, n = 0, len(data)
-    while pos < n:
-        end = data.find(b"\n", pos + _BRACE_WINDOW)
-        end = n if end < 0 else end
-        if data.count(b"{", pos, end) >= MAX_BRACES:
-            if any(line.count(b"{") >= MAX_BRACES for line in data[pos:end].split(b"\n")):
-                return False
-        pos = end + 1
-    return True
-
-
-def _quote_nonfinite(data: bytes) -> bytes:
+def _quote_nonfinite(data: bytes, scan: Scan) -> bytes:
     """Rewrite bare NaN/Infinity values (Python's json output) as strings polars can read."""
-    # memchr on one byte first: most chunks have no 'N' / 'I' at all.
-    has_nan = b"N" in data and b"NaN" in data
-    has_inf = b"I" in data and b"Infinity" in data
+    # The skeleton keeps 'N' and 'I': most pieces hold neither, and are not searched at all.
+    has_nan = scan.may_hold(b"N") and b"NaN" in data
+    has_inf = scan.may_hold(b"I") and b"Infinity" in data
     for tok, present in ((b"NaN", has_nan), (b"-Infinity", has_inf), (b"Infinity", has_inf)):
         if present:
             for sep in (b":", b": "):
@@ -88,22 +76,24 @@ def _fill_blank_lines(data: bytes) -> bytes:
     return body
 
 
-def _all_keys_read(df: pl.DataFrame, counts: list[pl.Expr], body: bytes) -> bool:
+def _all_keys_read(df: pl.DataFrame, counts: list[pl.Expr], body: bytes, scan: Scan) -> bool:
     """True when the frame holds every key of the piece (schema inference saw only 100 rows)."""
     keys = sum(df.select(counts).row(0)) + _meta_key_count(df)
-    # Every key is followed by ':' (one-byte count: fast); only colons inside strings
-    # (timestamps) make the counts differ, and '":' tells those apart. A key written with a null
-    # value is read (as null) but not counted: count those in the text too.
-    nulls = body.count(b":null") if b"null" in body else 0
-    return keys + nulls == body.count(b":") or keys + nulls == body.count(b'":')
+    # Every key is followed by ':'; only colons inside strings (timestamps) make the counts
+    # differ, and '":' (counted in the text, the rare case) tells those apart. A key written
+    # with a null value is read (as null) but not counted: count those too. (Quoting NaN and
+    # Infinity adds no colon and no null, so the scan of the unquoted piece still holds.)
+    nulls = scan.nulls()
+    return keys + nulls == scan.colons() or keys + nulls == body.count(b'":')
 
 
-def _fast(data: bytes, base: int, nl: int) -> tuple[pl.DataFrame, dict[str, Any]] | None:
-    """Read a piece (holding `nl` newlines) with polars; None if any line is malformed."""
-    nlines = nl + (0 if data.endswith(b"\n") else 1)
-    if nlines == 0 or not _braces_ok(data):
+def _fast(data: bytes, base: int, scan: Scan) -> tuple[pl.DataFrame, dict[str, Any]] | None:
+    """Read a piece (`scan` its skeleton) with polars; None if any line is malformed or nested
+    too deeply for polars."""
+    nlines = scan.newlines + (0 if data.endswith(b"\n") else 1)
+    if nlines == 0 or not scan.nesting_ok():
         return None
-    body = _quote_nonfinite(data)
+    body = _quote_nonfinite(data, scan)
     try:
         df = pl.read_ndjson(body)
         if df.height != nlines:
@@ -114,14 +104,14 @@ def _fast(data: bytes, base: int, nl: int) -> tuple[pl.DataFrame, dict[str, Any]
         if df.width == 0:
             return None  # no keys at all: polars then also lets `null` lines through
         flat, counts = _leaves(df)
-        if df.height > 100 and not _all_keys_read(df, counts, body):
+        if df.height > 100 and not _all_keys_read(df, counts, body, scan):
             df = pl.read_ndjson(body, infer_schema_length=None)
             flat, _ = _leaves(df)
         meta = _meta_rows(df)
-        out = df.select(flat) if flat else pl.DataFrame({LINE: pl.int_range(0, df.height, eager=True)})
+        out = df.select(*flat, pl.int_range(base + 1, base + 1 + df.height, dtype=pl.Int64).alias(LINE))
     except Exception:  # polars raises several types for bad input; any of them means "bisect"
         return None
-    return out.with_columns(pl.int_range(base + 1, base + 1 + out.height, dtype=pl.Int64).alias(LINE)), meta
+    return out, meta
 
 
 def _meta_key_count(df: pl.DataFrame) -> int:
@@ -185,19 +175,19 @@ def _numeric(df: pl.DataFrame) -> pl.DataFrame:
     return df.select(exprs)
 
 
-def _read(data: bytes, base: int, nl: int, bad: BadTally, frames: list[pl.DataFrame],
-          meta: dict[str, Any]) -> None:
+def _read(data: bytes, base: int, bad: BadTally, frames: list[pl.DataFrame], meta: dict[str, Any],
+          scan: Scan) -> None:
     """Fast path on the piece; on failure bisect at a line boundary, down to line-by-line leaves."""
-    got = _fast(data, base, nl)
+    got = _fast(data, base, scan)
     if got is None:
         mid = data.find(b"\n", len(data) // 2)
-        if nl <= LEAF_LINES or mid < 0 or mid + 1 >= len(data):
+        if scan.newlines <= LEAF_LINES or mid < 0 or mid + 1 >= len(data):
             got = _slow(data, base, bad)
         else:
-            left = data[: mid + 1]
-            left_nl = left.count(b"\n")
-            _read(left, base, left_nl, bad, frames, meta)
-            _read(data[mid + 1:], base + left_nl, nl - left_nl, bad, frames, meta)
+            left, right = data[: mid + 1], data[mid + 1:]
+            left_scan = Scan(left)
+            _read(left, base, bad, frames, meta, left_scan)
+            _read(right, base + left_scan.newlines, bad, frames, meta, Scan(right))
             return
     df, m = got
     frames.append(_numeric(df))
@@ -211,11 +201,12 @@ class JsonlParser(LineParser):
     ['_step', '_line', 'train/loss']
     """
 
-    def _rows(self, data: bytes, meta: dict[str, Any], bad: BadTally) -> pl.DataFrame:
+    def _rows_and_newlines(self, data: bytes, meta: dict[str, Any], bad: BadTally) -> tuple[pl.DataFrame, int]:
+        scan = Scan(data)  # the one pass over the bytes: newlines, nesting guard, key counts
         frames: list[pl.DataFrame] = []
-        _read(data, self._lines, data.count(b"\n"), bad, frames, meta)
+        _read(data, self._lines, bad, frames, meta, scan)
         raw = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame(schema={LINE: pl.Int64})
-        return _with_step(raw)
+        return _with_step(raw), scan.newlines
 
 
 def _with_step(raw: pl.DataFrame) -> pl.DataFrame:

@@ -273,25 +273,23 @@ def _count(engine, run, rule, hold) -> int:
 def _fold_cumulative(leaving: pl.DataFrame, entries: dict, classes: list, cum_kinds: list) -> None:
     """Fold the values of records leaving the tails into the carried cumulative values."""
     cols = [(c, j, kind) for c, kinds in enumerate(cum_kinds) for j, kind in enumerate(kinds)]
-    if not cols:
-        return
-    if leaving.height == 0:
+    if not cols or leaving.height == 0:
         return
     aggs = leaving.group_by(RUN).agg(_AGG[kind](pl.col(f"k{c}_{j}")).alias(f"k{c}_{j}") for c, j, kind in cols)
-    for row in aggs.iter_rows(named=True):
-        e = entries[row[RUN]]
-        for c, j, kind in cols:
-            inst = e.run.instances[classes[c]]
-            inst.cum += [None] * (j + 1 - len(inst.cum))
-            inst.cum[j] = _combine(kind, inst.cum[j], row[f"k{c}_{j}"])
+    combine = [_COMBINE[kind] for _, _, kind in cols]
+    for rid, *values in aggs.iter_rows():
+        instances = entries[rid].run.instances
+        for (c, j, _), value, op in zip(cols, values, combine):
+            if value is None:
+                continue
+            cum = instances[classes[c]].cum
+            if len(cum) <= j:
+                cum += [None] * (j + 1 - len(cum))
+            cum[j] = value if cum[j] is None else op(cum[j], value)
 
 
-def _combine(kind: str, carry, value):
-    if value is None:
-        return carry
-    if carry is None:
-        return value
-    return {"min": min, "max": max, "any": lambda a, b: bool(a or b), "first": lambda a, b: a}[kind](carry, value)
+# How a carried value takes in a newer one (never None: skipped before).
+_COMBINE = {"min": min, "max": max, "any": lambda a, b: bool(a or b), "first": lambda a, b: a}
 
 
 def _hits(states: pl.DataFrame, live: list[int]) -> list[Hit]:

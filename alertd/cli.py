@@ -224,8 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--poll", type=float, metavar="SECONDS",
                    help="force polling every SECONDS (for NFS/Lustre/FUSE, where inotify is silent)")
     p.add_argument("--from-end", action="store_true", help="start at the end of existing files")
-    p.add_argument("--long-window-every", type=_duration, default=2.0, metavar="DURATION",
-                   help="evaluate rules whose windows span 50+ records at most this often (default 2s; "
+    p.add_argument("--long-window-every", type=_duration, default=5.0, metavar="DURATION",
+                   help="evaluate rules whose windows span 50+ records every DURATION (default 5s; "
                         "0 = on every pass): the same events, a fraction of the CPU")
     p.add_argument("--repeat-interval", type=_duration, default=4 * 3600.0, metavar="DURATION",
                    help="re-notify an alert still firing this often (default 4h; 0 = never)")

@@ -45,6 +45,7 @@ class Options:
     cli_vars: dict = field(default_factory=dict)
     drain_timeout: float = 10.0  # at exit, how long pending notifications are tried
     min_pass: float = 0.25       # seconds between evaluation passes at the most (coalescing)
+    max_gap: float = 0.6         # ... and at the least, however long passes take
 
 
 class Daemon:
@@ -152,14 +153,17 @@ class Daemon:
         for d in [self.delivery, *self.extras]:
             if d:
                 d.start()
-        last = 0.0
+        last, gap = 0.0, self.options.min_pass
         try:
             while not self.stopping:
-                # Coalesce: at most one pass per min_pass seconds, so a busy writer (or hundreds of
-                # files) gives larger batches instead of a pass per line.
-                time.sleep(max(0.0, last + self.options.min_pass - time.monotonic()))
+                # Coalesce: at most one pass per `gap` seconds, so a busy writer (or hundreds of
+                # files) gives larger batches instead of a pass per line. A pass costs a fixed
+                # part whatever it reads: when passes get dear, they get rarer (passes take at most
+                # about a third of the time), up to max_gap, which bounds the latency it adds.
+                time.sleep(max(0.0, last + gap - time.monotonic()))
                 last = time.monotonic()
                 self.step()
+                gap = min(self.options.max_gap, max(self.options.min_pass, 3 * (time.monotonic() - last)))
                 if not self.stopping:
                     settling = self.rules is not None and self.rules.pending()
                     self.waker.wait(timeout=0.1 if settling else self.options.max_idle_tick)

@@ -78,6 +78,7 @@ class RunState:
     recent: deque = field(default_factory=deque)  # the last batches, >= PLOT_POINTS records (plots)
     recent_rows: int = 0
     busy: set = field(default_factory=set)  # keys of instances pending or firing (their carry matters)
+    known: set = field(default_factory=lambda: set(RESERVED))  # its columns and the reserved ones
 
     def remember(self, frame: pl.DataFrame) -> None:
         """Keep the latest batches for plots, dropping whole old ones (no copying per batch)."""
@@ -153,6 +154,7 @@ class Engine:
     # -- instances -------------------------------------------------------------------------
     def _bind_new_columns(self, run: RunState, new_columns: list[str]) -> None:
         run.columns += new_columns
+        run.known.update(new_columns)
         for rule in self.rules:
             refs = self._refs[rule.name]
             for binding in instances(refs, run.columns):
@@ -188,11 +190,11 @@ class Engine:
             frame = parsed.frame
             if frame.height == 0:
                 continue
-            new_columns = [c for c in frame.columns if c not in RESERVED and c not in run.columns]
-            if new_columns or not run.records:
-                self._bind_new_columns(run, new_columns)
+            columns = frame.columns
+            if not run.records or not run.known.issuperset(columns):
+                self._bind_new_columns(run, [c for c in columns if c not in RESERVED and c not in run.known])
             frames.append(frame)
-            if TIME not in frame.columns:  # records carry no time of their own: they arrived now
+            if TIME not in columns:  # records carry no time of their own: they arrived now
                 untimed.append(run.id)
             by_id[run.id] = (run_name, run)
             events += self._stale_resolved(run_name, run, frame, now)
@@ -220,13 +222,16 @@ class Engine:
                       key=lambda e: (e.run, e.step, e.state != RESOLVED, e.rule))
 
     def _waited(self, now: float, force: bool = False) -> list[AlertEvent]:
-        """Evaluate the waiting records of long-window groups whose oldest waited long_every."""
-        events, by_id = [], None
-        for key, tails in self.tails.items():
-            if tails.since is None or not (force or now - tails.since >= (self.long_every or 0.0)):
-                continue
-            rows = tails.release()
-            by_id = by_id or {run.id: (name, run) for name, run in self.runs.items()}
+        """Evaluate the waiting records of long-window groups whose oldest waited long_every:
+        the most overdue group only (unless forced), so their passes spread over the daemon's
+        passes instead of making every long_every-th one slow (and late for every rule)."""
+        due = [(tails.since, key) for key, tails in self.tails.items() if tails.since is not None
+               and (force or now - tails.since >= (self.long_every or 0.0))]
+        if not force:
+            due = sorted(due)[:1]
+        events, by_id = [], {run.id: (name, run) for name, run in self.runs.items()} if due else {}
+        for _, key in due:
+            rows = self.tails[key].release()
             rows = rows.filter(pl.col(RUN).is_in(list(by_id)))  # a restored run may be gone
             if rows.height:
                 group = by_id[rows[RUN][0]][1].groups[key]

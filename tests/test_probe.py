@@ -326,3 +326,47 @@ def test_label_stats_match_python(n, num_classes):
     hi = num_classes if num_classes is not None else float("inf")
     assert got == {"labels/min": min(ys), "labels/max": max(ys), "labels/unique": len(set(ys)),
                    "labels/out_of_range": sum(1 for v in ys if v < 0 or v >= hi)}
+
+
+def test_large_tensors_match_float64(tmp_path):
+    """Grad norms (torch.dot above DOT_MIN elements), update ratios (fused in CHUNK pieces, with a
+    remainder) and weight norms (frozen and unoptimized tensors included) match float64 sums."""
+    from alertd.probe.reduce import CHUNK, DOT_MIN
+    torch.manual_seed(0)
+    model = nn.Module()
+    model.big = nn.Linear(300, 500)          # 150000 weights: 3 pieces of CHUNK, the last partial
+    model.mid = nn.Linear(64, 80)            # 5120: torch.dot, one piece
+    model.frozen = nn.Linear(80, 80).requires_grad_(False)
+    model.head = nn.Linear(80, C)            # not in the optimizer: grads, no update
+    model.forward = lambda x: model.head(model.frozen(torch.relu(model.mid(torch.relu(model.big(x))[:, :64]))))
+    assert model.big.weight.numel() > 2 * CHUNK and model.big.weight.numel() % CHUNK
+    assert DOT_MIN <= model.mid.weight.numel() < CHUNK
+    opt = torch.optim.AdamW([*model.big.parameters(), *model.mid.parameters()], lr=1e-2)
+    probe = Probe(model, opt, path=str(tmp_path / "p.jsonl"), every=1, ratio_every=1)
+    names = ("big", "mid", "frozen", "head")
+    expected = []
+    for _ in range(3):
+        loss = nn.functional.cross_entropy(model(torch.randn(16, 300)), torch.randint(0, C, (16,)))
+        loss.backward()
+        probe.step(loss=loss)
+        before = {n: [p.detach().double().clone() for p in getattr(model, n).parameters()] for n in names}
+        grads = {n: sum(float(p.grad.double().pow(2).sum()) for p in getattr(model, n).parameters()
+                        if p.grad is not None) for n in names}
+        opt.step()
+        opt.zero_grad()
+        after = {n: [p.detach().double() for p in getattr(model, n).parameters()] for n in names}
+        weight = {n: math.sqrt(sum(float(a.pow(2).sum()) for a in after[n])) for n in names}
+        update = {n: math.sqrt(sum(float((a - b).pow(2).sum()) for a, b in zip(after[n], before[n])))
+                  for n in names}
+        expected.append((grads, weight, update))
+    probe.close()
+    recs = split([json.loads(x) for x in (tmp_path / "p.jsonl").read_text().splitlines()])[2]
+    assert len(recs) == 3
+    for r, (grads, weight, update) in zip(recs, expected):
+        for n in names:
+            assert r[f"grad_norm/{n}"] == pytest.approx(math.sqrt(grads[n]), rel=1e-5, abs=1e-12)
+            assert r[f"weight_norm/{n}"] == pytest.approx(weight[n], rel=1e-5)
+            assert r[f"update_ratio/{n}"] == pytest.approx(update[n] / weight[n], rel=1e-4, abs=1e-12)
+        assert r["update_ratio/big"] > 0 and r["update_ratio/head"] == r["update_ratio/frozen"] == 0
+        assert r["grad_norm"] == pytest.approx(math.sqrt(sum(grads.values())), rel=1e-5)
+        assert r["has_grad/head"] == 2 * r["step"] and r["trainable/frozen"] == 0  # never zeroed

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from alertd.probe import fields
 from alertd.probe import groups as grouping
 from alertd.probe.arrivals import Arrivals
-from alertd.probe.reduce import buckets, norms, read
+from alertd.probe.reduce import SumSq, UpdateSumSq, read
 from alertd.probe.writer import DEFAULT_PATH, JsonlWriter, rank_path
 
 _FOLD = 4096  # micro-batch losses kept before older ones are folded into a device count
@@ -45,7 +45,8 @@ class Probe:
     thrown away), growing past GA if it is never reset. So has_grad/trainable == grad_accum.
 
     ratio_every (default max(every, 10)): the update ratio needs a copy of the parameters
-    before the step, a subtraction and two more norms, about a third of an AdamW step, so it
+    before the step and a read of them and of the copy after it (on the CPU, with the grads'
+    read, about a third of an AdamW step's memory traffic), so it
     and weight_norm/<g> are measured only on written steps S with S % ratio_every == 0 (every
     lcm(every, ratio_every) steps; meta `ratio_every` is that effective cadence). Other records
     lack the update_ratio/* and weight_norm/* keys: rules see no record for those series. A
@@ -54,10 +55,12 @@ class Probe:
     ratio_every times longer. Pass ratio_every=1 to measure it on every written step.
 
     Cost: steps that are not measured do integer counting only (the per-parameter hooks are
-    armed just for the measured step and the one before it). A written step costs one
-    `_foreach_norm` of the grads, a stack and ONE host sync; a ratio step adds a copy of the
-    optimized parameters (taken in the pre-hook of that step only), one `_foreach_sub_` and two
-    `_foreach_norm`s. Sums per group are made on the host from per-parameter norms. Memory: that
+    armed just for the measured step and the one before it). A written step costs one read of
+    the grads (per-parameter sums of squares: `torch.dot` for large CPU tensors, `_foreach_norm`
+    otherwise; reduce.SumSq), a stack and ONE host sync; a ratio step adds a copy of the
+    optimized parameters (taken in the pre-hook of that step only) and one read of them and of
+    the copy after the step (reduce.UpdateSumSq: on the CPU the difference stays in cache). Sums
+    per group are made on the host, in float64, from per-parameter sums of squares. Memory: that
     copy, held from the step's pre-hook to its post-hook only on accelerators, kept (reused) on
     the CPU.
     """
@@ -96,7 +99,7 @@ class Probe:
         self._labels: list[Tensor] = []
         self._pending: dict[str, Any] = {}
         self._label_stats = fields.LabelStats()
-        self._buckets: dict[tuple[int, ...], list[list[int]]] = {}  # (device, dtype) groups, cached
+        self._plans: dict[tuple[Any, ...], Any] = {}  # SumSq / UpdateSumSq per parameter subset
         self._bufs: dict[tuple[int, ...], list[Tensor]] = {}  # CPU snapshot buffers, see _snapshot
         self._capture = self._wants(1)
         self.arrivals.arm()  # the first measured step is the next one or the one after
@@ -145,13 +148,13 @@ class Probe:
         self._losses = self._losses[cut:]
         self._step_start = max(0, self._step_start - cut)
 
-    def _norms(self, tensors: list[Tensor], idx: list[int]) -> list[Tensor]:
-        # Grads share their parameter's device and dtype, so one cache keyed by parameter indices.
-        key = tuple(idx)
-        groups = self._buckets.get(key)
-        if groups is None:
-            groups = self._buckets[key] = buckets(tensors)
-        return norms(tensors, groups)
+    def _plan(self, kind: type, tensors: list[Tensor], idx: list[int]):
+        # Grads share their parameter's device, dtype and layout: one plan per parameter subset.
+        key = (kind, tuple(idx))
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plans[key] = kind(tensors)
+        return plan
 
     def _snapshot(self, params: list[nn.Parameter], idx: list[int]) -> list[Tensor]:
         # On the CPU the copy's buffers are kept across written steps: a fresh allocation of that
@@ -173,21 +176,22 @@ class Probe:
             self._measure_pre(optimizer)
 
     def _measure_pre(self, optimizer: torch.optim.Optimizer) -> None:
-        G = len(self.names)
+        G, gidx, count = len(self.names), self.gidx, self.arrivals.count
         has, trainable, unopt = [0] * G, [0] * G, [0] * G
         optimized = {id(p) for pg in optimizer.param_groups for p in pg["params"]}
         grads, gk, snap_idx = [], [], []
         for k, p in enumerate(self.params):
-            g = self.gidx[k]
-            has[g] += self.arrivals.accumulated(k)
+            g = gidx[k]
             if p.requires_grad:
                 trainable[g] += 1
                 if id(p) in optimized:
                     snap_idx.append(k)
                 else:
                     unopt[g] += 1
-            if p.grad is not None:
-                grads.append(p.grad)
+            grad = p.grad
+            if grad is not None:
+                has[g] += count[k]  # arrivals accumulated in the .grad the step uses
+                grads.append(grad)
                 gk.append(k)
         lr_t: list[tuple[int, Tensor]] = []
         lrs: list[float] = []
@@ -204,9 +208,10 @@ class Probe:
             snap_idx = []
         snap_params = [self.params[k] for k in snap_idx]
         snap = self._snapshot(snap_params, snap_idx) if snap_params else []
+        gplan = self._plan(SumSq, grads, gk) if grads else None
         self._pending = {"has": has, "trainable": trainable, "unopt": unopt, "lrs": lrs, "lr_t": lr_t,
                          "ratio": ratio, "snap_idx": snap_idx, "snap": snap, "snap_params": snap_params,
-                         "gnorms": self._norms(grads, gk) if grads else [], "gk": gk}
+                         "gplan": gplan, "gitems": gplan.items(grads) if gplan else [], "gk": gk}
 
     def _on_post(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         self.steps += 1
@@ -225,30 +230,40 @@ class Probe:
 
     def _measure_post(self) -> None:
         pend, self._pending = self._pending, {}
-        G, snap, idx = len(self.names), pend["snap"], pend["snap_idx"]
-        if idx:
-            torch._foreach_sub_(snap, pend["snap_params"])  # before - after
-        dnorms = self._norms(snap, idx) if idx else []
-        wnorms = self._norms(self.params, list(range(len(self.params)))) if pend["ratio"] else []
-        del snap
+        G, gidx, idx = len(self.names), self.gidx, pend["snap_idx"]
+        uplan = self._plan(UpdateSumSq, pend["snap_params"], idx) if idx else None
+        # ||after - before|| and ||after|| of the optimized parameters read together; the
+        # weights of the others (frozen, or in no optimizer group) count in weight_norm too.
+        uitems = uplan.items(pend["snap_params"], pend["snap"]) if uplan else []
+        if pend["ratio"]:
+            opt = set(idx)
+            widx = [k for k in range(len(self.params)) if k not in opt]
+        else:
+            widx = []
+        wparams = [self.params[k] for k in widx]
+        wplan = self._plan(SumSq, wparams, widx) if widx else None
+        witems = wplan.items(wparams) if wplan else []
         write = self.steps % self.every == 0
         held = self._losses if write else self._losses[self._step_start:]
         lt = [t for t in held if isinstance(t, Tensor)]
-        ext = {k: [t for t in v if isinstance(t, Tensor)] for k, v in self._extras.items()}
+        ext = [t for v in self._extras.values() for t in v if isinstance(t, Tensor)]
         nf = self._nf_folded if write else []
         vectors, n_labels = (self._label_stats.queue(self._labels, self.num_classes)
                              if self._labels else ([], 0))
-        scalars = [*pend["gnorms"], *dnorms, *wnorms, *lt, *(t for v in ext.values() for t in v),
-                   *(t for _, t in pend["lr_t"]), *nf]
+        scalars = [*pend["gitems"], *uitems, *witems, *lt, *ext, *(t for _, t in pend["lr_t"]), *nf]
         vals = iter(read(scalars, vectors))  # the one host sync of this record is inside read()
         sq = [0.0] * (3 * G)  # sums of squares per group, on the host in float64
-        gvals = [next(vals) for _ in pend["gnorms"]]
-        for k, v in zip(pend["gk"], gvals):
-            sq[self.gidx[k]] += v * v
-        for k in idx:
-            sq[G + self.gidx[k]] += next(vals) ** 2
-        for g in (self.gidx if wnorms else ()):
-            sq[2 * G + g] += next(vals) ** 2
+        gsq = pend["gplan"].decode(vals) if pend["gplan"] else []
+        for k, v in zip(pend["gk"], gsq):
+            sq[gidx[k]] += v
+        if uplan:
+            dsq, wsq = uplan.decode(vals)
+            for k, d, w in zip(idx, dsq, wsq):
+                sq[G + gidx[k]] += d
+                sq[2 * G + gidx[k]] += w
+        if wplan:
+            for k, w in zip(widx, wplan.decode(vals)):
+                sq[2 * G + gidx[k]] += w
         held_v = [next(vals) if isinstance(t, Tensor) else t for t in held]
         step_losses = held_v[len(held_v) - (len(self._losses) - self._step_start):]
         loss = sum(step_losses) / len(step_losses) if step_losses else None
@@ -275,7 +290,7 @@ class Probe:
             if self._losses:
                 rec["nonfinite/loss"] = nf_loss + self._nf_folded_f + sum(
                     1 for v in held_v if not math.isfinite(v))
-            rec["nonfinite/grad"] = sum(1 for v in gvals if not math.isfinite(v))
+            rec["nonfinite/grad"] = sum(1 for v in gsq if not math.isfinite(v))
             self.writer.write(rec)
             self._losses, self._nf_folded, self._nf_folded_f = [], [], 0
 

@@ -1,10 +1,18 @@
-"""On-device reductions for the probe, and the single host sync per written record."""
+"""On-device reductions for the probe, and the single host sync per written record.
+
+Everything here returns device tensors (0-d or 1-d) for `read`, which moves them to the host in
+one transfer; the `decode` methods turn the host values back into per-tensor floats.
+"""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
 
 import torch
 from torch import Tensor
+
+DOT_MIN = 4096    # CPU float32 tensors from this size: torch.dot (BLAS) instead of _foreach_norm
+CHUNK = 1 << 16   # elements per piece of the fused update reduction on the CPU (256 KB, stays in L2)
 
 
 def buckets(tensors: list[Tensor]) -> list[list[int]]:
@@ -15,19 +23,99 @@ def buckets(tensors: list[Tensor]) -> list[list[int]]:
     return list(by_key.values())
 
 
-def norms(tensors: list[Tensor], groups: list[list[int]] | None = None) -> list[Tensor]:
-    """Per-tensor L2 norms as float32 0-d tensors on each tensor's device, like clip_grad_norm_:
-    one `_foreach_norm` per (device, dtype) bucket (`groups`, cached by the caller), nothing
-    leaves the device."""
-    if groups is None:
-        groups = buckets(tensors)
-    if len(groups) == 1:
-        return list(torch._foreach_norm(tensors, 2, dtype=torch.float32))
-    out: list[Tensor] = [None] * len(tensors)  # type: ignore[list-item]
-    for ks in groups:
-        for k, n in zip(ks, torch._foreach_norm([tensors[k] for k in ks], 2, dtype=torch.float32)):
-            out[k] = n
-    return out
+def _dot_ok(t: Tensor) -> bool:
+    return (t.device.type == "cpu" and t.dtype == torch.float32 and t.numel() >= DOT_MIN
+            and t.is_contiguous())
+
+
+class SumSq:
+    """Sums of squares of a fixed list of tensors (parameters or their grads), planned once.
+
+    On the CPU, `_foreach_norm` is a loop of per-tensor norms; for float32 tensors of DOT_MIN
+    elements or more `torch.dot(x, x)` reads the data as fast and is twice as fast once the data
+    is in cache (and accumulates more precisely); the others, and every tensor on an
+    accelerator, go through one `_foreach_norm` per (device, dtype).
+    """
+
+    def __init__(self, tensors: list[Tensor]) -> None:
+        self.n = len(tensors)
+        self.dot = [k for k, t in enumerate(tensors) if _dot_ok(t)]
+        dot = set(self.dot)
+        rest = [k for k in range(self.n) if k not in dot]
+        self.foreach = [[rest[i] for i in b] for b in buckets([tensors[k] for k in rest])]
+        self._order = [*self.dot, *(k for b in self.foreach for k in b)]
+
+    def items(self, tensors: list[Tensor]) -> list[Tensor]:
+        """0-d device tensors: squares' sums for the dot part, norms for the rest (see decode)."""
+        out = []
+        for k in self.dot:
+            x = tensors[k].reshape(-1)  # a view (a grad has its parameter's layout)
+            out.append(torch.dot(x, x))
+        for b in self.foreach:
+            out.extend(torch._foreach_norm([tensors[k] for k in b], 2, dtype=torch.float32))
+        return out
+
+    def decode(self, vals: Iterator[float]) -> list[float]:
+        """Per-tensor sums of squares, in the tensors' order, from the host values of `items`."""
+        out = [0.0] * self.n
+        nd = len(self.dot)
+        for i, k in enumerate(self._order):
+            v = next(vals)
+            out[k] = v if i < nd else v * v
+        return out
+
+
+class UpdateSumSq:
+    """Per tensor, sums of squares of (after - before) and of after: the update ratio's parts.
+
+    On the CPU, float32 tensors of CHUNK elements or more are reduced in pieces of CHUNK
+    elements: the difference goes to a scratch buffer that stays in cache and two dots read
+    it and `after`, so the parameters and their copy are each read once and nothing is written
+    to memory. The rest (smaller tensors, whose per-op cost outweighs their data, and
+    accelerators, where the foreach kernels are fused) subtract in place into `before`, then
+    take `_foreach_norm`s of the difference and of `after`.
+    """
+
+    def __init__(self, after: list[Tensor]) -> None:
+        self.n = len(after)
+        self.chunked = [k for k, t in enumerate(after) if _dot_ok(t) and t.numel() >= CHUNK]
+        chunked = set(self.chunked)
+        rest = [k for k in range(self.n) if k not in chunked]
+        self.foreach = [[rest[i] for i in b] for b in buckets([after[k] for k in rest])]
+        self._pieces = [-(-after[k].numel() // CHUNK) for k in self.chunked]
+        self._scratch: Tensor | None = None
+
+    def items(self, after: list[Tensor], before: list[Tensor]) -> list[Tensor]:
+        """0-d device tensors for `read`; `before` may be overwritten (with before - after)."""
+        out: list[Tensor] = []
+        if self.chunked and self._scratch is None:
+            self._scratch = torch.empty(CHUNK, dtype=torch.float32)
+        for k in self.chunked:
+            a, b = after[k].view(-1), before[k].view(-1)
+            for i in range(0, a.numel(), CHUNK):
+                ai = a[i:i + CHUNK]
+                d = torch.sub(b[i:i + CHUNK], ai, out=self._scratch[:ai.numel()])
+                out.append(torch.dot(d, d))
+                out.append(torch.dot(ai, ai))
+        for ks in self.foreach:
+            bs, as_ = [before[k] for k in ks], [after[k] for k in ks]
+            torch._foreach_sub_(bs, as_)  # before - after
+            out.extend(torch._foreach_norm(bs, 2, dtype=torch.float32))
+            out.extend(torch._foreach_norm(as_, 2, dtype=torch.float32))
+        return out
+
+    def decode(self, vals: Iterator[float]) -> tuple[list[float], list[float]]:
+        """(sums of squares of the update, of the weights) per tensor, in the tensors' order."""
+        d, w = [0.0] * self.n, [0.0] * self.n
+        for k, pieces in zip(self.chunked, self._pieces):
+            for _ in range(pieces):
+                d[k] += next(vals)
+                w[k] += next(vals)
+        for ks in self.foreach:
+            norms = [next(vals) for _ in range(2 * len(ks))]
+            for i, k in enumerate(ks):
+                d[k], w[k] = norms[i] ** 2, norms[len(ks) + i] ** 2
+        return d, w
 
 
 def read(scalars: list[Tensor], vectors: list[Tensor] = ()) -> list[float]:

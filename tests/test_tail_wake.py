@@ -93,3 +93,27 @@ def test_wake_from_a_signal_handler():
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, old)
+
+
+def test_paused_watches_stay_quiet_and_resume_wakes_again(tmp_path):
+    # The daemon pauses inotify while files are busy (it reads on its own schedule then) and
+    # resumes when they go quiet: paused, a write wakes nothing; resumed, a write (also to a
+    # directory added while paused) wakes at once.
+    sub = tmp_path / "run2"
+    sub.mkdir()
+    with Waker([str(tmp_path)], poll=LONG) as waker:
+        waker.pause()
+        waker.add_dirs([str(sub)])
+        (tmp_path / "train.log").write_text("step=1\n")
+        (sub / "train.log").write_text("step=1\n")
+        t0 = time.monotonic()
+        waker.wait(timeout=0.5)
+        assert time.monotonic() - t0 >= 0.45  # nothing woke it: no watch while paused
+        waker.resume()
+        assert waker.watched() == sorted([str(tmp_path), str(sub)]) and not waker.paused
+        writer = subprocess.Popen([sys.executable, "-c", _LATE_WRITE, str(sub / "train.log")])
+        t0 = time.monotonic()
+        waker.wait(timeout=LONG)
+        elapsed = time.monotonic() - t0
+        assert writer.wait(timeout=30) == 0
+    assert elapsed < LONG / 2

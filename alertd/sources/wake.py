@@ -55,6 +55,7 @@ class Waker:
         self._watched: set[str] = set()
         self._observer = None
         self.polling = True  # False once inotify watches are running
+        self.paused = False  # watches dropped for a while (pause/resume)
         if not force_poll:
             self._start_observer(dirs, observer_factory)
 
@@ -78,8 +79,24 @@ class Waker:
         d = os.path.abspath(d)
         if d in self._watched or not os.path.isdir(d):
             return
-        observer.schedule(_Handler(self), d, recursive=False, event_filter=_EVENTS)
+        if not self.paused:
+            observer.schedule(_Handler(self), d, recursive=False, event_filter=_EVENTS)
         self._watched.add(d)
+
+    def pause(self) -> None:
+        """Stop inotify while the caller reads on its own schedule anyway (files busy): watchdog
+        handles every event in Python, thousands a second for hundreds of busy files."""
+        if self._observer is not None and not self.paused:
+            self.paused = True
+            self._observer.unschedule_all()
+
+    def resume(self) -> None:
+        """Watch again (files went quiet). The caller reads once more before it waits: what was
+        written while paused gave no event."""
+        if self._observer is not None and self.paused:
+            self.paused = False
+            watched, self._watched = self._watched, set()
+            self.add_dirs(sorted(watched))
 
     def add_dirs(self, dirs: list[str]) -> None:
         """Watch more directories (new runs appear); one that cannot be watched is left to the poll tick."""

@@ -329,18 +329,18 @@ def test_label_stats_match_python(n, num_classes):
 
 
 def test_large_tensors_match_float64(tmp_path):
-    """Grad norms (torch.dot above DOT_MIN elements), update ratios (fused in CHUNK pieces, with a
+    """Grad norms (torch.dot from DOT_MIN elements), update ratios (fused in CHUNK pieces, with a
     remainder) and weight norms (frozen and unoptimized tensors included) match float64 sums."""
     from alertd.probe.reduce import CHUNK, DOT_MIN
     torch.manual_seed(0)
     model = nn.Module()
-    model.big = nn.Linear(300, 500)          # 150000 weights: 3 pieces of CHUNK, the last partial
-    model.mid = nn.Linear(64, 80)            # 5120: torch.dot, one piece
+    model.big = nn.Linear(300, 500)          # 150000 weights: dot, 3 pieces of CHUNK, the last partial
+    model.mid = nn.Linear(64, 80)            # 5120: _foreach_norm, _foreach_sub_
     model.frozen = nn.Linear(80, 80).requires_grad_(False)
     model.head = nn.Linear(80, C)            # not in the optimizer: grads, no update
     model.forward = lambda x: model.head(model.frozen(torch.relu(model.mid(torch.relu(model.big(x))[:, :64]))))
     assert model.big.weight.numel() > 2 * CHUNK and model.big.weight.numel() % CHUNK
-    assert DOT_MIN <= model.mid.weight.numel() < CHUNK
+    assert DOT_MIN <= model.big.weight.numel() and model.mid.weight.numel() < min(DOT_MIN, CHUNK)
     opt = torch.optim.AdamW([*model.big.parameters(), *model.mid.parameters()], lr=1e-2)
     probe = Probe(model, opt, path=str(tmp_path / "p.jsonl"), every=1, ratio_every=1)
     names = ("big", "mid", "frozen", "head")
@@ -370,3 +370,54 @@ def test_large_tensors_match_float64(tmp_path):
         assert r["update_ratio/big"] > 0 and r["update_ratio/head"] == r["update_ratio/frozen"] == 0
         assert r["grad_norm"] == pytest.approx(math.sqrt(sum(grads.values())), rel=1e-5)
         assert r["has_grad/head"] == 2 * r["step"] and r["trainable/frozen"] == 0  # never zeroed
+
+
+def loop(path, order="after", ga=4, steps=6, every=1, set_to_none=True):
+    """Train with probe.step after each backward, before it, or once per optimizer step."""
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    probe = Probe(model, opt, path=str(path), every=every, grad_accum=ga, num_classes=C)
+    modes = []
+    for i in range(steps * ga):
+        x, y = torch.randn(32, 8), torch.randint(0, C, (32,))
+        loss = nn.functional.cross_entropy(model(x), y)
+        if order == "before":
+            probe.step(loss=loss, labels=y)
+        (loss / ga).backward()
+        if order == "after" or (order == "once" and (i + 1) % ga == 0):
+            probe.step(loss=loss, labels=y)
+        if (i + 1) % ga == 0:
+            opt.step()
+            opt.zero_grad(set_to_none=set_to_none)
+            modes.append(probe.arrivals.mode)
+    hooked = bool(probe.arrivals._handles)
+    probe.close()
+    recs = split([json.loads(x) for x in pathlib.Path(path).read_text().splitlines()])[2]
+    return recs, modes, hooked
+
+
+@pytest.mark.parametrize("every", [1, 10])
+def test_arrivals_scanned_after_calibration(tmp_path, every):
+    # probe.step after each backward: after one step counted both ways and found equal, the
+    # per-parameter hooks are removed and Probe.step's scans count alone.
+    recs, modes, hooked = loop(tmp_path / "p.jsonl", steps=30 if every == 10 else 6, every=every)
+    assert modes[0] == "scan" and set(modes) == {"scan"} and not hooked
+    assert recs and all(r[f"has_grad/{g}"] == 4 * r[f"trainable/{g}"] for r in recs for g in ("body", "head"))
+
+
+@pytest.mark.parametrize("order, ga", [("before", 1), ("before", 4), ("once", 4)])
+def test_arrivals_fall_back_to_hooks(tmp_path, order, ga):
+    # probe.step before backward, or once per optimizer step: the scans disagree with the hooks
+    # on the first step, the hooks stay, and the counts are right on every record.
+    recs, modes, hooked = loop(tmp_path / "p.jsonl", order=order, ga=ga)
+    assert set(modes) == {"hooks"} and hooked
+    assert [r["has_grad/body"] for r in recs] == [2 * ga] * 6
+    assert [r["has_grad/head"] for r in recs] == [2 * ga] * 6
+
+
+def test_arrivals_grads_kept_across_steps_use_hooks(tmp_path):
+    # zero_grad(set_to_none=False): a scan can't tell zero_() from an arrival on a parameter
+    # that gets no gradient, so the first .grad seen to outlive a step brings the hooks back.
+    recs, modes, hooked = loop(tmp_path / "p.jsonl", set_to_none=False)
+    assert modes[0] == "scan" and set(modes[1:]) == {"hooks"} and hooked
+    assert [r["has_grad/head"] for r in recs] == [8] * 6

@@ -43,6 +43,9 @@ class Probe:
     accumulated in the .grad the optimizer steps with: GA per parameter when accumulation
     is right, 1 when the grad is reset (zero_grad) on every micro-batch (earlier ones are
     thrown away), growing past GA if it is never reset. So has_grad/trainable == grad_accum.
+    Arrivals are seen by a hook per parameter, or, once a measured step counted both ways and
+    found them equal, by one scan of the .grads in each probe.step (arrivals.Arrivals): call
+    probe.step after each micro-batch's backward. Any other loop keeps the hooks.
 
     ratio_every (default max(every, 10)): the update ratio needs a copy of the parameters
     before the step and a read of them and of the copy after it (on the CPU, with the grads'
@@ -54,8 +57,8 @@ class Probe:
     warm-up, fires at step 20 with ratio_every=10, 19 with 1); a hold counting records waits
     ratio_every times longer. Pass ratio_every=1 to measure it on every written step.
 
-    Cost: steps that are not measured do integer counting only (the per-parameter hooks are
-    armed just for the measured step and the one before it). A written step costs one read of
+    Cost: steps that are not measured do integer counting only (arrivals are counted just for
+    the measured step and the one before it). A written step costs one read of
     the grads (per-parameter sums of squares: `torch.dot` for large CPU tensors, `_foreach_norm`
     otherwise; reduce.SumSq), a stack and ONE host sync; a ratio step adds a copy of the
     optimized parameters (taken in the pre-hook of that step only) and one read of them and of
@@ -126,6 +129,8 @@ class Probe:
 
     def step(self, loss: Value | None = None, labels: Tensor | None = None, **metrics: Value) -> None:
         """Record one micro-batch (call after its backward). Cheap unless its step is written."""
+        if self.arrivals.scanning:  # around measured steps: which .grads this backward reached
+            self.arrivals.scan(self.steps)
         if loss is not None:
             self._losses.append(fields.scalar(loss.detach()) if isinstance(loss, Tensor) else float(loss))
             if len(self._losses) > _FOLD:
@@ -176,9 +181,11 @@ class Probe:
             self._measure_pre(optimizer)
 
     def _measure_pre(self, optimizer: torch.optim.Optimizer) -> None:
-        G, gidx, count = len(self.names), self.gidx, self.arrivals.count
+        G, gidx = len(self.names), self.gidx
         has, trainable, unopt = [0] * G, [0] * G, [0] * G
         optimized = {id(p) for pg in optimizer.param_groups for p in pg["params"]}
+        all_grads = [p.grad for p in self.params]
+        count = self.arrivals.at_step(all_grads, self.steps)  # arrivals in the .grad the step uses
         grads, gk, snap_idx = [], [], []
         for k, p in enumerate(self.params):
             g = gidx[k]
@@ -188,9 +195,9 @@ class Probe:
                     snap_idx.append(k)
                 else:
                     unopt[g] += 1
-            grad = p.grad
+            grad = all_grads[k]
             if grad is not None:
-                has[g] += count[k]  # arrivals accumulated in the .grad the step uses
+                has[g] += count[k]
                 grads.append(grad)
                 gk.append(k)
         lr_t: list[tuple[int, Tensor]] = []

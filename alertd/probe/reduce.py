@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 
-DOT_MIN = 4096    # CPU float32 tensors from this size: torch.dot (BLAS) instead of _foreach_norm
+DOT_MIN = 1 << 16  # CPU float32 tensors from this size: torch.dot (BLAS) instead of _foreach_norm
 CHUNK = 1 << 16   # elements per piece of the fused update reduction on the CPU (256 KB, stays in L2)
 
 

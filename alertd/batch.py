@@ -29,14 +29,6 @@ _AGG = {"min": lambda c: c.fill_nan(None).min(), "max": lambda c: c.fill_nan(Non
 
 
 @dataclass
-class Entry:
-    """One run's part of a pass: its state objects (evaluate.RunState, evaluate.Group)."""
-
-    run: object
-    group: object
-
-
-@dataclass
 class Hit:
     """A transition found by the pass, for the engine to turn into an event."""
 
@@ -153,15 +145,14 @@ def make_plan(classes: list[tuple], instances: dict, per_run: bool) -> Plan:
     return Plan(rules, stages, exprs, cum_kinds, machines, memos)
 
 
-def run_pass(rows: pl.DataFrame, entries: dict[int, Entry], classes: list[tuple], plan: Plan,
-             tails: Tails, engine) -> list[Hit]:
-    """Evaluate every class over the new `rows` (of the runs in `entries`, keyed by `_run`), each
+def run_pass(rows: pl.DataFrame, runs: dict[int, object], classes: list[tuple], plan: Plan,
+             tails: Tails, keep: int, engine) -> list[Hit]:
+    """Evaluate every class over the new `rows` (of `runs`, evaluate.RunState by `_run`), each
     after its run's tail; update carries, cumulative values and tails; return the transitions.
     `classes` are instance keys (rule name, binding), the same for every run of the group."""
-    per_run = len(entries) > 1
-    first = next(iter(entries.values()))
-    keep, rules, cum_kinds = first.group.keep, plan.rules, plan.cum_kinds
-    ids = list(entries)
+    per_run = len(runs) > 1
+    rules, cum_kinds = plan.rules, plan.cum_kinds
+    ids = list(runs)
     new_rows = rows.lazy().with_columns(pl.lit(True).alias("_new"))
     prior = tails.take(ids)
     full = new_rows if prior is None else pl.concat(
@@ -171,7 +162,7 @@ def run_pass(rows: pl.DataFrame, entries: dict[int, Entry], classes: list[tuple]
     if per_run:  # each run's rows contiguous, its tail before its new rows (a stable sort)
         full = full.sort(RUN, maintain_order=True)
     full = full.with_columns(_positions(per_run))
-    literals, varying = _params(entries, classes, plan, engine)
+    literals, varying = _params(runs, classes, plan, engine)
     if varying is not None:
         full = full.join(varying.lazy(), on=RUN, how="left", maintain_order="left")
     if literals:
@@ -184,18 +175,18 @@ def run_pass(rows: pl.DataFrame, entries: dict[int, Entry], classes: list[tuple]
     cum_cols = [f"k{c}_{j}" for c, kinds in enumerate(cum_kinds) for j in range(len(kinds))]
     if cum_cols:
         leaving = computed.select(RUN, *cum_cols, "_r").filter(pl.col("_r") >= keep)
-        _fold_cumulative(leaving, entries, classes, cum_kinds)
+        _fold_cumulative(leaving, runs, classes, cum_kinds)
     outputs = [f"{x}{c}" for c in range(len(classes)) for x in "cvt"]
     new = computed.select(RUN, STEP, TIME, *outputs, "_new").filter(pl.col("_new"))
 
     # Most alerts are quiet: no true record and nothing carried means no transition, so the
     # state machine runs only for the classes that can change in some run.
     any_true = new.select(pl.col(f"c{c}").fill_null(False).any() for c in range(len(classes))).row(0)
-    busy = set().union(*(e.run.busy for e in entries.values()))
+    busy = set().union(*(run.busy for run in runs.values()))
     live = [c for c in range(len(classes)) if any_true[c] or classes[c] in busy]
     if not live:
         return []
-    states = new.lazy().join(_carries(entries, classes, rules, live, engine).lazy(), on=RUN, how="left",
+    states = new.lazy().join(_carries(runs, classes, rules, live, engine).lazy(), on=RUN, how="left",
                              maintain_order="left")
     for level in range(len(plan.machines[live[0]])):
         states = states.with_columns(e for c in live for e in plan.machines[c][level])
@@ -203,9 +194,9 @@ def run_pass(rows: pl.DataFrame, entries: dict[int, Entry], classes: list[tuple]
     hits = _hits(states, live)
     last = states.group_by(RUN, maintain_order=True).last() if per_run else states.tail(1)
     for row in last.iter_rows(named=True):
-        e = entries[row[RUN]]
+        run = runs[row[RUN]]
         for c in live:
-            e.run.set_carry(classes[c], alert.advance(e.run.instances[classes[c]].carry, row, f"m{c}_"))
+            run.set_carry(classes[c], alert.advance(run.instances[classes[c]].carry, row, f"m{c}_"))
     return hits
 
 
@@ -221,13 +212,13 @@ def _positions(per_run: bool) -> list[pl.Expr]:
             (pl.when(ends).then(index).otherwise(None).backward_fill() - index).alias("_r")]
 
 
-def _params(entries: dict, classes: list, plan: Plan, engine) -> tuple[list[pl.Expr], pl.DataFrame | None]:
+def _params(runs: dict, classes: list, plan: Plan, engine) -> tuple[list[pl.Expr], pl.DataFrame | None]:
     """Per run, its variables and the carried values of cumulative functions, per class: as
     literals where every run has the same value (most variables), else in a frame to join on
     `_run` (joining copies a value into every row: costly for dozens of variables)."""
-    key = (tuple(entries), engine.vars_epoch)
+    key = (tuple(runs), engine.vars_epoch)
     if plan.vars_cache.get("key") != key:  # variables change rarely: built once for these runs
-        merged = [engine.run_vars(e.run) for e in entries.values()]
+        merged = [engine.run_vars(run) for run in runs.values()]
         plan.vars_cache = {"key": key, "cols": {
             f"_v{c}:{name}": [v.get(name, default) if v.get(name) is not None else default for v in merged]
             for c, rule in enumerate(plan.rules) for name, default in rule.vars.items()}}
@@ -235,7 +226,7 @@ def _params(entries: dict, classes: list, plan: Plan, engine) -> tuple[list[pl.E
     schema: dict = {k: F64 for k in cols}
     for c, kinds in enumerate(plan.cum_kinds):
         if kinds:
-            insts = [e.run.instances[classes[c]] for e in entries.values()]
+            insts = [run.instances[classes[c]] for run in runs.values()]
         for j, kind in enumerate(kinds):
             key = f"_k{c}_{j}"
             schema[key] = pl.Boolean if kind == "any" else F64
@@ -245,19 +236,19 @@ def _params(entries: dict, classes: list, plan: Plan, engine) -> tuple[list[pl.E
     varying = {k: v for k, v in cols.items() if k not in same}
     if not varying:
         return literals, None
-    frame = pl.DataFrame({RUN: list(entries), **varying}, schema={RUN: pl.Int64, **{k: schema[k] for k in varying}})
+    frame = pl.DataFrame({RUN: list(runs), **varying}, schema={RUN: pl.Int64, **{k: schema[k] for k in varying}})
     return literals, frame
 
 
-def _carries(entries: dict, classes: list, rules: list, live: list[int], engine) -> pl.DataFrame:
+def _carries(runs: dict, classes: list, rules: list, live: list[int], engine) -> pl.DataFrame:
     """One row per run: the alert state carried in, for the classes the machine runs."""
-    cols: dict[str, list] = {RUN: list(entries)}
+    cols: dict[str, list] = {RUN: list(runs)}
     schema: dict = {RUN: pl.Int64}
     for c in live:
         rule, rows = rules[c], []
-        for e in entries.values():
-            need, span = (_count(engine, e.run, rule, hold) for hold in (rule.for_steps, rule.for_step_span))
-            rows.append(alert.carry_row(e.run.instances[classes[c]].carry, need, f"m{c}_", span))
+        for run in runs.values():
+            need, span = (_count(engine, run, rule, hold) for hold in (rule.for_steps, rule.for_step_span))
+            rows.append(alert.carry_row(run.instances[classes[c]].carry, need, f"m{c}_", span))
         for name, dtype in zip(alert.CARRY_COLUMNS, alert.CARRY_TYPES):
             key = f"m{c}_{name}"
             schema[key] = dtype
@@ -270,7 +261,7 @@ def _count(engine, run, rule, hold) -> int:
     return hold if isinstance(hold, int) else int(engine.var(run, rule, hold) or 0)
 
 
-def _fold_cumulative(leaving: pl.DataFrame, entries: dict, classes: list, cum_kinds: list) -> None:
+def _fold_cumulative(leaving: pl.DataFrame, runs: dict, classes: list, cum_kinds: list) -> None:
     """Fold the values of records leaving the tails into the carried cumulative values."""
     cols = [(c, j, kind) for c, kinds in enumerate(cum_kinds) for j, kind in enumerate(kinds)]
     if not cols or leaving.height == 0:
@@ -278,7 +269,7 @@ def _fold_cumulative(leaving: pl.DataFrame, entries: dict, classes: list, cum_ki
     aggs = leaving.group_by(RUN).agg(_AGG[kind](pl.col(f"k{c}_{j}")).alias(f"k{c}_{j}") for c, j, kind in cols)
     combine = [_COMBINE[kind] for _, _, kind in cols]
     for rid, *values in aggs.iter_rows():
-        instances = entries[rid].run.instances
+        instances = runs[rid].instances
         for (c, j, _), value, op in zip(cols, values, combine):
             if value is None:
                 continue

@@ -22,7 +22,7 @@ import polars as pl
 from alertd.record import FIRING, RESERVED, RESOLVED, STEP, TIME, AlertEvent, Parsed
 from alertd.rules import alert, template
 from alertd.rules.alert import Carry
-from alertd.batch import Entry, Plan, Tails, make_plan, run_pass
+from alertd.batch import Plan, Tails, make_plan, run_pass
 from alertd.rules.compile import RUN
 from alertd.rules.rulefile import Rule, RuleSet
 from alertd.rules.select import instances, references
@@ -132,6 +132,7 @@ class Engine:
         self.tails: dict[tuple, Tails] = {}  # per group key: every run's last records
         self._plans: dict[tuple, Plan] = {}
         self.vars_epoch = 0  # bumped when a run's variables change (passes cache them until then)
+        self._groups: dict[tuple, Group] = {}  # every group key any run has, with one run's group
 
     def plan(self, classes: list[tuple], instances: dict, per_run: bool) -> Plan:
         """The compiled classes of a group (compiling costs more than a small pass: done once)."""
@@ -167,6 +168,7 @@ class Engine:
                 columns = tuple(sorted(inst.columns))
                 long = rule.lookback >= LONG_WINDOW  # whatever long_every: snapshots name the same groups
                 group = run.groups.setdefault((columns, long), Group(columns, long))
+                self._groups.setdefault(group.key, group)  # the same rules in every run that has it
                 group.members.append(inst)
                 group.keep = max(group.keep, rule.lookback)
 
@@ -201,11 +203,12 @@ class Engine:
             run.remember(frame)
             run.records += frame.height
             run.last_time = now
-            run.last_step = int(frame[STEP][-1])
         if frames:
             batch = _stack(frames, list(by_id), untimed, now)
-            groups = {g.key: g for _, run in by_id.values() for g in run.groups.values()}
-            for key, group in groups.items():
+            ends = list(itertools.accumulate(f.height for f in frames))
+            for (_, run), step in zip(by_id.values(), batch[STEP].gather([e - 1 for e in ends]).to_list()):
+                run.last_step = step
+            for key, group in self._groups.items():  # a group absent from the batch has no rows
                 rows = _rows(group.columns, batch)
                 if rows is None:
                     continue
@@ -241,12 +244,12 @@ class Engine:
     def _evaluate(self, group: Group, rows: pl.DataFrame, by_id: dict, now: float) -> list[AlertEvent]:
         """One pass of a group's rules over new rows (of one run or many, `_run`)."""
         ids = rows[RUN].unique(maintain_order=True).to_list()
-        entries = {rid: Entry(by_id[rid][1], by_id[rid][1].groups[group.key]) for rid in ids}
+        runs = {rid: by_id[rid][1] for rid in ids}
         classes = [(i.rule.name, tuple(sorted(i.binding.items()))) for i in group.members]
-        plan = self.plan(classes, entries[ids[0]].run.instances, len(ids) > 1)
+        plan = self.plan(classes, runs[ids[0]].instances, len(ids) > 1)
         tails = self.tails.setdefault(group.key, Tails())
         events = []
-        for hit in run_pass(rows, entries, classes, plan, tails, self):
+        for hit in run_pass(rows, runs, classes, plan, tails, group.keep, self):
             run_name, run = by_id[hit.entry]
             inst = run.instances[classes[hit.cls]]
             if hit.state == FIRING:

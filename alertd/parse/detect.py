@@ -102,6 +102,16 @@ class AutoParser:
 
     def feed(self, data: bytes) -> Parsed:
         """Parse a chunk of complete lines, detecting the format first if needed."""
+        routed = self.route(data)
+        if routed is None:
+            return Parsed.empty()
+        parser, data = routed
+        return parser.feed(data)
+
+    def route(self, data: bytes) -> tuple[object, bytes] | None:
+        """The parser `feed` hands `data` to and the bytes it hands it (blank lines held back
+        before detection go first), detecting the format first if needed; None while no
+        non-empty line has come (feed then returns an empty batch). feed_many batches on this."""
         if self._inner is None and not self._skipped:
             sniffed = _sniff(data)  # binary or multi-line formats, known from the file's first bytes
             if sniffed is not None:
@@ -110,10 +120,10 @@ class AutoParser:
             fmt = detect(data)
             if fmt is None:
                 self._skipped += b"\n" * data.count(b"\n")
-                return Parsed.empty()
+                return None
             self.format, self._inner = fmt, _PARSERS[fmt]()
             data, self._skipped = self._skipped + data, b""
-        return self._inner.feed(data)
+        return self._inner, data
 
 
 def make_parser(fmt: str = "auto", path: str | None = None):

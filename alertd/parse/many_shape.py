@@ -1,0 +1,144 @@
+"""What a lone JSONL feed of one item would name its columns, decided without reading it alone.
+
+A joined read gives every item the batch's schema; a lone feed infers the item's own. Two
+things can then differ, and this module finds the items where they could:
+- column order: polars merges rows whose keys differ in an order of its own (at the top level
+  the longer row's keys first; nested objects differ again), so the order is predicted only
+  where it cannot depend on that rule: at every level of nesting, each line's keys are a prefix of the longest
+  line's keys (optional keys at the end, as loggers write them). Then it is that longest list.
+- values read as strings: a key that holds strings in one item is a String column for all; an
+  item with no strings there would read its values as they are alone. Numbers survive the trip
+  (polars prints them exactly, and the cast reads them back), `true` and objects would not.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+# NaN / Infinity come back as their names: polars reads them quoted, as strings.
+_DECODER = json.JSONDecoder(parse_constant=str)
+_OTHER = (bool, dict, list)  # what a String column would not give back (numbers print exactly)
+
+
+class _Unpredictable(Exception):
+    """The item's column order cannot be promised equal to a lone feed's."""
+
+
+@dataclass
+class ItemShape:
+    """An item's decoded lines and its leaf names (`a/b` for nested keys) in lone-feed order."""
+
+    objects: list[dict[str, Any]]
+    leaves: list[str]
+
+
+def shapes_of(items: list[tuple[bytes, int]]) -> list[ItemShape | None]:
+    """The shape of each (data, lines) item, or None where a line is not a JSON object or the
+    column order is uncertain."""
+    # One decode of all the lines as one JSON array: per-call costs are most of a short line's.
+    try:
+        objects = _decode_lines(b"".join(data for data, _ in items))
+    except (ValueError, RecursionError):
+        objects = None
+    if objects is None or len(objects) != sum(lines for _, lines in items):
+        return [shape_of(data, lines) for data, lines in items]  # a bad line somewhere: find it
+    out, at = [], 0
+    for data, lines in items:
+        out.append(_shape(objects[at:at + lines], data))
+        at += lines
+    return out
+
+
+def shape_of(data: bytes, lines: int) -> ItemShape | None:
+    """The shape of one item of `lines` lines (see shapes_of)."""
+    try:
+        objects = _decode_lines(data)
+    except (ValueError, RecursionError):
+        return None
+    return _shape(objects, data) if len(objects) == lines else None
+
+
+def _decode_lines(data: bytes) -> list[Any]:
+    """The lines (each ending in a newline) as JSON values; ValueError unless they are exactly
+    one value a line (invalid UTF-8 included: UnicodeDecodeError is a ValueError)."""
+    text = "[" + data[:-1].decode().replace("\n", ",") + "]"
+    values, end = _DECODER.raw_decode(text)
+    if end != len(text):
+        raise ValueError("extra data")
+    return values
+
+
+def _shape(objects: list[Any], data: bytes) -> ItemShape | None:
+    """The item's decoded lines merged into one key tree, if they all are objects whose key
+    lists pass the prefix rule and whose leaves flatten to distinct names."""
+    tree: dict[str, Any] = {}
+    nested = data.count(b"{") > len(objects)  # one '{' a line: no nested object to walk (most)
+    try:
+        for obj in objects:
+            if type(obj) is not dict:
+                return None
+            _merge(tree, obj, nested)
+        leaves = _flatten(tree, "", [])
+    except (_Unpredictable, RecursionError):  # deep lines go to polars' guard and json.loads
+        return None
+    return ItemShape(objects, leaves) if len(leaves) == len(set(leaves)) else None
+
+
+def reads_back(shape: ItemShape, strings: frozenset[str]) -> bool:
+    """False when a batch String column (`strings`) holds, for this item, only values a lone
+    feed would have read as something else (booleans, objects, lists)."""
+    if not strings:
+        return True
+    seen_str: set[str] = set()
+    seen_other: set[str] = set()
+    nested = any("/" in p for p in strings)
+    try:
+        for obj in shape.objects:
+            _kinds(obj, "", strings, seen_str, seen_other, nested)
+    except RecursionError:
+        return False
+    return not seen_other - seen_str
+
+
+def _merge(tree: dict[str, Any], obj: dict[str, Any], nested: bool) -> None:
+    """Add one object's keys to `tree` (name -> subtree, or None for a leaf)."""
+    if len(obj) > len(tree):
+        keys = list(obj)
+        if list(tree) != keys[:len(tree)]:
+            raise _Unpredictable  # neither key list is a prefix of the other
+        for k in keys[len(tree):]:
+            tree[k] = None
+    elif list(obj) != list(tree)[:len(obj)]:
+        raise _Unpredictable
+    if nested:
+        for k, v in obj.items():
+            if type(v) is dict:
+                if tree[k] is None:
+                    tree[k] = {}
+                _merge(tree[k], v, True)
+
+
+def _kinds(obj: dict[str, Any], prefix: str, strings: frozenset[str], seen_str: set[str],
+           seen_other: set[str], nested: bool) -> None:
+    """Note which kinds of values the object holds under the String columns."""
+    for path in strings:
+        if path.startswith(prefix) and (v := obj.get(path[len(prefix):])) is not None:
+            if type(v) is str:
+                seen_str.add(path)
+            elif isinstance(v, _OTHER):
+                seen_other.add(path)
+    if nested:  # some String column is nested (or has '/' in its name): walk the objects
+        for k, v in obj.items():
+            if type(v) is dict:
+                _kinds(v, prefix + k + "/", strings, seen_str, seen_other, True)
+
+
+def _flatten(tree: dict[str, Any], prefix: str, out: list[str]) -> list[str]:
+    """Leaf names depth-first, as jsonl._leaves walks polars' structs."""
+    for k, sub in tree.items():
+        if sub is None:
+            out.append(prefix + k)
+        else:
+            _flatten(sub, prefix + k + "/", out)
+    return out

@@ -1,0 +1,170 @@
+"""feed_many: the same results and parser state as feeding each item in turn, on any mix."""
+from __future__ import annotations
+
+import json
+import math
+import random
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
+
+from alertd.parse import make_parser
+from alertd.parse.detect import AutoParser
+from alertd.parse.jsonl import JsonlParser
+from alertd.parse.many import feed_many
+
+
+def state(parser) -> tuple:
+    """What a parser carries from one feed to the next."""
+    if isinstance(parser, AutoParser):
+        return (parser.format, parser._skipped, state(parser._inner) if parser._inner else None)
+    return tuple(getattr(parser, name, None) for name in ("_lines", "_records", "columns"))
+
+
+def assert_same_as_one_by_one(formats: list[str], items: list[tuple[int, bytes]]) -> list:
+    """feed_many on fresh parsers (one per format, items naming them by position) against the
+    same items fed one by one to another set of fresh parsers."""
+    alone = [make_parser(f) for f in formats]
+    batched = [make_parser(f) for f in formats]
+    want = [alone[k].feed(data) for k, data in items]
+    got = feed_many([(batched[k], data) for k, data in items])
+    assert len(got) == len(want)
+    for i, (g, w) in enumerate(zip(got, want)):
+        assert_frame_equal(g.frame, w.frame, check_exact=True), i
+        assert (g.meta, g.bad_lines, g.first_bad_line, g.first_bad_reason) == \
+            (w.meta, w.bad_lines, w.first_bad_line, w.first_bad_reason), i
+    assert [state(p) for p in batched] == [state(p) for p in alone]
+    return got
+
+
+# -- random mixes ------------------------------------------------------------------------------
+KEYS = ["step", "loss", "lr", "acc", "val/loss", "grad_norm", "phase", "epoch"]
+# What a file's key holds; files disagree with one another (a key numeric in one, strings or
+# booleans in another), which is where a joined read could differ from a lone one.
+KINDS = {
+    "float": st.floats(allow_nan=False, allow_infinity=False),
+    "int": st.integers(-2**62, 2**62),
+    "bool": st.booleans(),
+    "str": st.sampled_from(["train", "2.5", "1e-3", "true", "NaN", "t:null", "12:30:00"]),
+    "nonfinite": st.sampled_from([math.nan, math.inf, -math.inf, 1.5]),
+    "nested": st.fixed_dictionaries({}, optional={"a": st.floats(allow_nan=False), "b": st.integers(0, 9)}),
+    "list": st.lists(st.floats(allow_nan=False), max_size=2),
+}
+odd_lines = st.sampled_from([b"", b"   ", b"not json", b'{"loss": 1', b"[1, 2]", b"null", b"{}",
+                             b'{"meta": {"num_classes": 10}}', b'{"a":' * 40 + b"1" + b"}" * 40,
+                             b'{"__many_item": 1, "loss": 2}', b'{"_line": 5, "loss": 1}',
+                             b'{"loss": 1, "loss": true}', b'{"a/b": 1, "a": {"b": 2}}'])
+
+
+@st.composite
+def file_spec(draw) -> tuple[str, list[str], dict[str, str]]:
+    """A parser kind, the file's key order, and what each key holds."""
+    keys = draw(st.lists(st.sampled_from(KEYS), unique=True, min_size=1, max_size=6))
+    return draw(st.sampled_from(["jsonl", "jsonl", "auto"])), keys, {k: draw(st.sampled_from(list(KINDS))) for k in keys}
+
+
+@st.composite
+def item_for(draw, spec) -> bytes:
+    """Lines as a logger writes them (leading keys of the file's order; a later key may be
+    missing or null), now and then an odd line, a CRLF file, or no lines at all."""
+    _, keys, kinds = spec
+    lines = []
+    for _ in range(draw(st.integers(0, 5))):
+        if draw(st.integers(0, 9)) == 0:
+            lines.append(draw(odd_lines))
+            continue
+        n = draw(st.integers(0, len(keys)))
+        ordered = keys[:n] if draw(st.integers(0, 9)) else draw(st.permutations(keys[:n]))
+        obj = {k: draw(st.none() | KINDS[kinds[k]]) for k in ordered}
+        lines.append(json.dumps(obj, separators=(",", ":") if draw(st.booleans()) else None).encode())
+    if not lines:
+        return b""
+    end = b"\r\n" if draw(st.integers(0, 19)) == 0 else b"\n"
+    return end.join(lines) + end
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(file_spec(), min_size=1, max_size=5), st.data())
+def test_random_mixes_match_feeding_one_by_one(specs, data):
+    picks = data.draw(st.lists(st.integers(0, len(specs) - 1), max_size=12))
+    items = [(k, data.draw(item_for(specs[k]))) for k in picks]
+    assert_same_as_one_by_one([spec[0] for spec in specs], items)
+
+
+# -- explicit cases ----------------------------------------------------------------------------
+def live_line(step: int, rng: random.Random) -> bytes:
+    """A record as the live benchmarks write it (bench/writer.py): ~10 metrics, NaN now and
+    then, val_loss every 100th step."""
+    loss = "NaN" if rng.random() < 0.05 else f"{2 + rng.random():.6f}"
+    val = f', "val_loss": {rng.random():.6f}' if step % 100 == 0 else ""
+    return (f'{{"step": {step}, "loss": {loss}, "grad_norm": {rng.random():.6f}, "lr": {3e-4 * step:.6g}, '
+            f'"tokens_per_s": {50000 + rng.random() * 1000:.1f}, "grad_norm/head": {rng.random():.6f}{val}}}\n').encode()
+
+
+def test_many_files_of_a_few_lines_like_the_live_daemon(monkeypatch):
+    rng = random.Random(7)
+    items = [(k, b"".join(live_line(s, rng) for s in range(98 + k % 3, 103 + k % 3))) for k in range(60)]
+    lone_feeds = []
+    real_feed = JsonlParser.feed
+    monkeypatch.setattr(JsonlParser, "feed", lambda self, data: lone_feeds.append(self) or real_feed(self, data))
+    got = assert_same_as_one_by_one(["jsonl"] * 60, items)
+    assert all(r.frame.height == 5 for r in got)
+    assert len(lone_feeds) == 60  # the one-by-one side only: feed_many read them all together
+
+
+def test_the_same_parser_several_times_keeps_line_numbers_and_ordinals():
+    items = [(0, b'{"loss": 1}\n{"loss": 2}\n'), (1, b'{"step": 7, "loss": 1}\n'), (0, b'{"loss": 3}\n'),
+             (0, b'{"lr": 0.1}\n{"loss": 4, "lr": 0.2}\n')]
+    got = assert_same_as_one_by_one(["jsonl", "jsonl"], items)
+    assert got[2].frame.rows() == [(3, 3, 3.0)]          # ordinal 3, line 3
+    # polars puts the longer line's keys first: loss, lr (this item goes one by one)
+    assert got[3].frame.rows() == [(4, 4, None, 0.1), (5, 5, 4.0, 0.2)]
+
+
+def test_a_malformed_line_sends_its_item_and_the_parsers_later_items_one_by_one():
+    items = [(0, b'{"loss": 1}\n'), (0, b'{"loss": 2}\nTraceback (most recent call last):\n'),
+             (0, b'{"loss": 3}\n'), (1, b'{"loss": 9}\n')]
+    got = assert_same_as_one_by_one(["jsonl", "jsonl"], items)
+    assert (got[1].bad_lines, got[1].first_bad_line) == (1, 3)
+    assert got[2].frame.rows() == [(3, 4, 3.0)]
+
+
+def test_key_orders_types_and_strings_that_differ_between_files():
+    items = [(0, b'{"a": 1, "b": 2}\n'), (1, b'{"b": 1, "a": 2}\n'),                   # order per file
+             (2, b'{"a": 1}\n{"c": 1, "a": 2}\n'),                                     # merge order
+             (3, b'{"x": true}\n'), (4, b'{"x": "s"}\n'), (5, b'{"x": 1.5}\n'),        # bool / str / num
+             (6, b'{"n": {"p": 1}}\n{"n": {"q": 2, "p": 3}}\n'),                       # nested merge
+             (7, b'{"loss": NaN, "v": Infinity}\n{"loss": -Infinity, "v": 2}\n')]     # non-finite
+    got = assert_same_as_one_by_one(["jsonl"] * 8, items)
+    assert got[1].frame.columns == ["_step", "_line", "b", "a"]
+    assert got[3].frame["x"].to_list() == [1.0]
+    assert math.isnan(got[7].frame["loss"][0])
+
+
+def test_auto_parsers_detect_in_order_and_other_formats_fall_through():
+    items = [(0, b"\n"), (0, b'{"loss": 1}\n'), (1, b"epoch,step,loss\n0,1,2.5\n"), (0, b'{"loss": 2}\n'),
+             (2, b"step 3 | loss 1.5\n"), (1, b"1,2,3.5\n"), (3, b"")]
+    got = assert_same_as_one_by_one(["auto", "auto", "auto", "jsonl"], items)
+    assert got[1].frame.rows() == [(1, 2, 1.0)]  # the blank line held back before detection counts
+
+
+def test_items_beyond_schema_inference_and_unterminated_data_go_one_by_one():
+    long = b"".join(b'{"loss": %d}\n' % i for i in range(150)) + b'{"loss": 1, "late": 2}\n'
+    items = [(0, long), (1, b'{"loss": 1}'), (1, b'\n{"loss": 2}\n'), (2, b'{"loss": 1}\r\n')]
+    got = assert_same_as_one_by_one(["jsonl"] * 3, items)
+    assert got[0].frame["late"].drop_nulls().to_list() == [2.0]
+
+
+def test_nothing_to_parse():
+    assert feed_many([]) == []
+    assert_same_as_one_by_one(["jsonl", "auto"], [(0, b""), (1, b""), (1, b"\n\n")])
+
+
+def test_deep_nesting_huge_and_binary_lines_never_raise():
+    deep = b'{"a":' * 900 + b"1" + b"}" * 900          # json.loads takes it, a walk over it would recurse
+    deeper = b'{"a":' * 5000 + b"1" + b"}" * 5000      # json.loads raises RecursionError
+    items = [(0, deep + b"\n"), (1, b'{"loss": 1}\n' + deeper + b"\n"), (2, b'{"lo\xffss": 2}\n\x00\xfe\n'),
+             (3, b'{"loss": 1, "pad": "' + b"x" * 100_000 + b'"}\n'), (4, b'{"loss": 3}\n')]
+    got = assert_same_as_one_by_one(["jsonl"] * 5, items)
+    assert got[4].frame["loss"].to_list() == [3.0]

@@ -24,6 +24,7 @@ from alertd.evaluate import Engine
 from alertd.notify.delivery import Delivery
 from alertd.notify.policy import Notification, Policy, event_id
 from alertd.parse import make_parser
+from alertd.parse.many import feed_many
 from alertd.persist import StateStore
 from alertd.record import AlertEvent, Parsed
 from alertd.reload import RuleWatcher
@@ -72,6 +73,7 @@ class Daemon:
         self.parsers: dict[str, object] = {}
         self.tallies: dict[str, Tally] = {}
         self.stopping = False
+        self.read_data = False   # the last pass read something (the files are busy)
         self._dirty = False      # state changed since the last save
         self._saved_at = 0.0
 
@@ -79,22 +81,35 @@ class Daemon:
         self.stopping = True
         self.waker.wake()
 
-    def _parse(self, path: str, chunk) -> Parsed:
-        parser = self.parsers.get(path)
-        if parser is None:
-            parser = self.parsers[path] = make_parser(self.options.fmt, path)
-            self.tallies[path] = Tally()
-        if chunk.reset:
-            parser.reset()
-        parsed = parser.feed(chunk.data)
-        tally = self.tallies[path]
-        before = tally.bad_lines
-        tally.add(parsed)
-        if tally.bad_lines and not before:
-            print(tally.summary(path), file=self.err, flush=True)
-        if self.on_parsed:
-            self.on_parsed(path, parsed)
-        return parsed
+    def _parse_all(self, polled: list) -> list[tuple[str, Parsed]]:
+        """Parse what every file brought, the JSONL ones in one polars read (parse.many): a
+        parser call costs milliseconds whatever it reads, so hundreds of files would cost a
+        parser call each."""
+        done: list[Parsed] = []
+        items: list[tuple[object, bytes]] = []
+        for path, chunk in polled:
+            parser = self.parsers.get(path)
+            if parser is None:
+                parser = self.parsers[path] = make_parser(self.options.fmt, path)
+                self.tallies[path] = Tally()
+            if chunk.reset:
+                if any(p is parser for p, _ in items):  # its earlier chunk is parsed before the reset
+                    done += feed_many(items)
+                    items = []
+                parser.reset()
+            items.append((parser, chunk.data))
+        done += feed_many(items)
+        out = []
+        for (path, _), parsed in zip(polled, done):
+            tally = self.tallies[path]
+            before = tally.bad_lines
+            tally.add(parsed)
+            if tally.bad_lines and not before:
+                print(tally.summary(path), file=self.err, flush=True)
+            if self.on_parsed:
+                self.on_parsed(path, parsed)
+            out.append((path, parsed))
+        return out
 
     def step(self, final: bool = False) -> int:
         """One pass over every source; returns the number of events emitted. The final pass
@@ -107,8 +122,9 @@ class Daemon:
         # Everything new in every file, then one evaluation pass over all of them: hundreds of
         # files cost a few polars calls per pass, not per file (evaluate.feed_many).
         batches: dict[str, Parsed] = {}
-        for path, chunk in self.tailer.poll():
-            parsed = self._parse(path, chunk)
+        polled = list(self.tailer.poll())
+        self.read_data = bool(polled)
+        for path, parsed in self._parse_all(polled):
             batches[path] = _merge(batches[path], parsed) if path in batches else parsed
         events = self.engine.feed_many(batches, now)  # also the waiting records now due
         events += self.engine.flush(now) if final else []
@@ -164,6 +180,12 @@ class Daemon:
                 last = time.monotonic()
                 self.step()
                 gap = min(self.options.max_gap, max(self.options.min_pass, 3 * (time.monotonic() - last)))
+                if self.read_data:  # busy: the next pass comes after `gap` whatever inotify says
+                    self.waker.pause()
+                    continue
+                if self.waker.paused:  # quiet again: watch, and read once more before waiting
+                    self.waker.resume()
+                    continue
                 if not self.stopping:
                     settling = self.rules is not None and self.rules.pending()
                     self.waker.wait(timeout=0.1 if settling else self.options.max_idle_tick)

@@ -71,9 +71,11 @@ class UpdateSumSq:
     On the CPU, float32 tensors of CHUNK elements or more are reduced in pieces of CHUNK
     elements: the difference goes to a scratch buffer that stays in cache and two dots read
     it and `after`, so the parameters and their copy are each read once and nothing is written
-    to memory. The rest (smaller tensors, whose per-op cost outweighs their data, and
-    accelerators, where the foreach kernels are fused) subtract in place into `before`, then
-    take `_foreach_norm`s of the difference and of `after`.
+    to memory. The pieces' views (and the dots' outputs, one vector) are made once and kept
+    while the parameters and the copy keep their storage: three calls per piece. The rest
+    (smaller tensors, whose per-op cost outweighs their data, and accelerators, where the
+    foreach kernels are fused) subtract in place into `before`, then take `_foreach_norm`s of
+    the difference and of `after`.
     """
 
     def __init__(self, after: list[Tensor]) -> None:
@@ -83,20 +85,34 @@ class UpdateSumSq:
         rest = [k for k in range(self.n) if k not in chunked]
         self.foreach = [[rest[i] for i in b] for b in buckets([after[k] for k in rest])]
         self._pieces = [-(-after[k].numel() // CHUNK) for k in self.chunked]
-        self._scratch: Tensor | None = None
+        self._key: tuple[int, ...] = ()
+        self._views: list[tuple[Tensor, ...]] = []
+        self._out: Tensor | None = None
+
+    def _chunk_views(self, after: list[Tensor], before: list[Tensor]) -> list[tuple[Tensor, ...]]:
+        key = tuple(t[k].data_ptr() for k in self.chunked for t in (after, before))
+        if key != self._key:  # first use, or a parameter or the copy was given new storage
+            scratch = torch.empty(CHUNK, dtype=torch.float32)
+            self._out = out = torch.empty(2 * sum(self._pieces), dtype=torch.float32)
+            views, j = [], 0
+            for k in self.chunked:
+                a, b = after[k].detach().view(-1), before[k].view(-1)
+                for i in range(0, a.numel(), CHUNK):
+                    ai = a[i:i + CHUNK]
+                    views.append((b[i:i + CHUNK], ai, scratch[:ai.numel()], out[j], out[j + 1]))
+                    j += 2
+            self._views, self._key = views, key
+        return self._views
 
     def items(self, after: list[Tensor], before: list[Tensor]) -> list[Tensor]:
-        """0-d device tensors for `read`; `before` may be overwritten (with before - after)."""
+        """Device tensors for `read`; `before` may be overwritten (with before - after)."""
         out: list[Tensor] = []
-        if self.chunked and self._scratch is None:
-            self._scratch = torch.empty(CHUNK, dtype=torch.float32)
-        for k in self.chunked:
-            a, b = after[k].view(-1), before[k].view(-1)
-            for i in range(0, a.numel(), CHUNK):
-                ai = a[i:i + CHUNK]
-                d = torch.sub(b[i:i + CHUNK], ai, out=self._scratch[:ai.numel()])
-                out.append(torch.dot(d, d))
-                out.append(torch.dot(ai, ai))
+        if self.chunked:
+            for b, a, d, dd, aa in self._chunk_views(after, before):
+                torch.sub(b, a, out=d)
+                torch.dot(d, d, out=dd)
+                torch.dot(a, a, out=aa)
+            out.append(self._out)  # (update, weight) sums of squares per piece, interleaved
         for ks in self.foreach:
             bs, as_ = [before[k] for k in ks], [after[k] for k in ks]
             torch._foreach_sub_(bs, as_)  # before - after
@@ -119,7 +135,8 @@ class UpdateSumSq:
 
 
 def read(scalars: list[Tensor], vectors: list[Tensor] = ()) -> list[float]:
-    """The 0-d `scalars`, then the elements of the 1-d `vectors`, as host floats, in that order.
+    """The elements of `scalars` (0-d, or 1-d where a reduction gives a vector), then of the
+    1-d `vectors`, as host floats, in that order.
 
     One stack (and cat) per device and ONE copy to the host per device: the host sync of a
     written record. Mixed dtypes are promoted by the stack (float32 for norms, losses and
@@ -142,14 +159,24 @@ def read(scalars: list[Tensor], vectors: list[Tensor] = ()) -> list[float]:
         vec = [i for i in idx if i >= ns]
         host = _flat([items[i] for i in sc], [items[i] for i in vec]).tolist()  # a host sync per device
         pos = 0
-        for i in sc:
-            values[i], pos = [host[pos]], pos + 1
-        for i in vec:
+        for i in sc + vec:
             n = items[i].numel()
             values[i], pos = host[pos:pos + n], pos + n
     return [v for vs in values for v in vs]
 
 
 def _flat(scalars: list[Tensor], vectors: list[Tensor]) -> Tensor:
-    parts = ([torch.stack(scalars)] if scalars else []) + [v.reshape(-1) for v in vectors]
+    # Runs of 0-d tensors are stacked, anything else flattened, then one cat.
+    parts: list[Tensor] = []
+    run: list[Tensor] = []
+    for t in [*scalars, *vectors]:
+        if t.dim() == 0:
+            run.append(t)
+            continue
+        if run:
+            parts.append(torch.stack(run))
+            run = []
+        parts.append(t.reshape(-1))
+    if run:
+        parts.append(torch.stack(run))
     return parts[0] if len(parts) == 1 else torch.cat(parts)

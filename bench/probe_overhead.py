@@ -17,12 +17,16 @@ contention still does); wall time, synchronized around each step, with --device 
 Interleaving: a round is 10 steps of every variant, taken step by step (step j of base, then
 step j of control, ...; the order rotates at each step), so a drift of the machine within a
 round hits all variants alike. Every variant runs its own steps 10r+1 .. 10r+10 in round r:
-every=10's written step is in each round, never hidden by a median. A variant's ratio in a
-round is its 10 steps' time over base's 10 steps in that round. Reported per variant: the
-median ratio over rounds (the figure the targets are judged on) and the interquartile range
-[q1-q3] of the per-round ratios; the control's figures show what noise alone gives.
+every=10's written step is in each round, never hidden by a median. Each step so starts with
+the caches holding other variants' data, as with a model larger than the cache; --interleave
+chunk runs the 10 steps of a variant back to back instead (its data stays in cache between its
+steps; more drift between base and variant). A variant's ratio in a round is its 10 steps'
+time over base's 10 steps in that round. Reported per variant: the median ratio over rounds
+(the figure the targets are judged on) and the interquartile range [q1-q3] of the per-round
+ratios; the control's figures show what noise alone gives.
 Targets (issue): every=10 <= 1.01x, every=1 <= 1.05x, both below naive.
-Run: PYTHONPATH=. python bench/probe_overhead.py [--rounds 30] [--threads 1] [--device cuda]
+Run: PYTHONPATH=. python bench/probe_overhead.py [--rounds 30] [--interleave step|chunk]
+     [--threads 1] [--device cuda] [--only mlp,cnn,transformer]
 """
 from __future__ import annotations
 
@@ -118,11 +122,18 @@ def timed_step(model, opt, probe, x, y, device: str) -> float:
     return time.thread_time() - t0
 
 
-def run_round(variants: dict, batch, device: str, r: int) -> dict[str, float]:
-    """Seconds per variant for CHUNK steps, interleaved step by step, the order rotating."""
+def run_round(variants: dict, batch, device: str, r: int, interleave: str = "step") -> dict[str, float]:
+    """Seconds per variant for CHUNK steps, interleaved step by step (or, with interleave="chunk",
+    CHUNK steps of one variant after another), the order rotating."""
     xs = [batch() for _ in range(CHUNK)]  # the same inputs for every variant, made untimed
     ys = [torch.randint(0, 10, (x.shape[0],), device=device) for x in xs]
     t = {k: 0.0 for k in variants}
+    if interleave == "chunk":
+        s = r % len(KINDS)
+        for k in KINDS[s:] + KINDS[:s]:
+            for x, y in zip(xs, ys):
+                t[k] += timed_step(*variants[k], x, y, device)
+        return t
     for j, (x, y) in enumerate(zip(xs, ys)):
         s = (r * CHUNK + j) % len(KINDS)
         for k in KINDS[s:] + KINDS[:s]:  # no variant has a fixed place (cache, clock drift)
@@ -142,13 +153,16 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=30, help="timed rounds of 10 steps per variant")
     ap.add_argument("--warmup", type=int, default=2, help="untimed rounds first")
     ap.add_argument("--only", default="", help="comma-separated model names")
+    ap.add_argument("--interleave", default="step", choices=["step", "chunk"],
+                    help="step (default): variants alternate at every step; chunk: 10 steps of one "
+                         "variant, then the next (its data stays in cache between its steps)")
     args = ap.parse_args()
     device = args.device if args.device == "cpu" or torch.cuda.is_available() else "cpu"
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     clock = "wall time" if device == "cuda" else "CPU time of the training thread"
     print(f"device={device} threads={torch.get_num_threads()} torch={torch.__version__} "
-          f"rounds={args.rounds}x{CHUNK} steps, interleaved step by step; {clock}")
+          f"rounds={args.rounds}x{CHUNK} steps, interleaved by {args.interleave}; {clock}")
     print("per variant: median ratio to base over rounds [q1-q3 of the per-round ratios]")
     print(f"{'model':<12} {'params':>7} {'base ms':>8} " + " ".join(f"{k:>21}" for k in KINDS[1:]) + "  targets")
     cpu0, thread0 = time.process_time(), time.thread_time()
@@ -158,11 +172,11 @@ def main() -> None:
                 continue
             variants = {k: make_variant(k, proto, device, tmp) for k in KINDS}
             for r in range(args.warmup):
-                run_round(variants, batch, device, r)
+                run_round(variants, batch, device, r, args.interleave)
             ratios: dict[str, list[float]] = {k: [] for k in KINDS[1:]}
             base: list[float] = []
             for r in range(args.rounds):
-                t = run_round(variants, batch, device, r)
+                t = run_round(variants, batch, device, r, args.interleave)
                 base.append(t["base"] / CHUNK)
                 for k in KINDS[1:]:
                     ratios[k].append(t[k] / t["base"])

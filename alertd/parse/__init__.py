@@ -3,6 +3,9 @@
 Usage:
     p = make_parser("auto")
     batch = p.feed(b'{"step": 1, "loss": 2.5}\n')   # batch.frame: _step, _line, loss
+
+Many files at once (the live daemon's pass): `parse.many.feed_many([(p, data), ...])` gives
+what feeding each in turn gives, with the JSONL ones parsed in one polars read.
 """
 from __future__ import annotations
 

@@ -2,8 +2,9 @@
 
 A 32 MB piece used to be scanned once per question (newlines twice, '{' for the nesting guard,
 ':' and ':null' for the all-keys check), each pass ~0.18 s per 188 MB. One `bytes.translate`
-now deletes every byte that carries no structure (digits, names, string contents), and the
-questions are answered over what is left, a few percent of the piece.
+now deletes every byte that carries no structure (digits, most letters), and the questions are
+answered over what is left: a fifth of the piece on the bench log (the keys' quotes stay), the
+newlines and openers alone a few percent.
 """
 from __future__ import annotations
 

@@ -75,17 +75,19 @@ class RunState:
     last_step: int | None = None
     stale: dict[str, Carry] = field(default_factory=dict)
     records: int = 0
-    recent: deque = field(default_factory=deque)  # the last batches, >= PLOT_POINTS records (plots)
+    recent: deque = field(default_factory=deque)  # (arrival, batch): >= PLOT_POINTS records (plots)
     recent_rows: int = 0
     busy: set = field(default_factory=set)  # keys of instances pending or firing (their carry matters)
     known: set = field(default_factory=lambda: set(RESERVED))  # its columns and the reserved ones
 
-    def remember(self, frame: pl.DataFrame) -> None:
-        """Keep the latest batches for plots, dropping whole old ones (no copying per batch)."""
-        self.recent.append(frame)
+    def remember(self, frame: pl.DataFrame, now: float, hold: float = 0.0) -> None:
+        """Keep the latest batches for plots, dropping whole old ones (no copying per batch); also
+        every batch of the last `hold` seconds (records waiting for long windows plot their lead-up)."""
+        self.recent.append((now, frame))
         self.recent_rows += frame.height
-        while len(self.recent) > 1 and self.recent_rows - self.recent[0].height >= PLOT_POINTS:
-            self.recent_rows -= self.recent.popleft().height
+        while (len(self.recent) > 1 and self.recent_rows - self.recent[0][1].height >= PLOT_POINTS
+               and self.recent[0][0] <= now - hold):
+            self.recent_rows -= self.recent.popleft()[1].height
 
     def set_carry(self, key: tuple, carry: Carry) -> None:
         self.instances[key].carry = carry
@@ -93,7 +95,7 @@ class RunState:
 
     def lead_up(self, column: str, step: int) -> tuple:
         """(step, value) of a series over the PLOT_POINTS records up to `step`."""
-        frames = [f.select(STEP, pl.col(column).cast(F64)) for f in self.recent if column in f.columns]
+        frames = [f.select(STEP, pl.col(column).cast(F64)) for _, f in self.recent if column in f.columns]
         if not frames:
             return ()
         rows = pl.concat(frames).filter((pl.col(STEP) <= step) & pl.col(column).is_not_null()).tail(PLOT_POINTS)
@@ -200,7 +202,7 @@ class Engine:
                 untimed.append(run.id)
             by_id[run.id] = (run_name, run)
             events += self._stale_resolved(run_name, run, frame, now)
-            run.remember(frame)
+            run.remember(frame, now, self._longest_wait())
             run.records += frame.height
             run.last_time = now
         if frames:
@@ -218,6 +220,13 @@ class Engine:
                     events += self._evaluate(group, rows, by_id, now)
         events.sort(key=lambda e: (e.run, e.step, e.state != RESOLVED, e.rule))
         return events
+
+    def _longest_wait(self) -> float:
+        """A bound on how long records wait (long-window groups take turns, one per pass): what
+        plots must keep to show the lead-up of an alert found late."""
+        if not self.long_every:
+            return 0.0
+        return self.long_every * (1 + sum(g.long for g in self._groups.values())) + 1.0
 
     def flush(self, now: float | None = None) -> list[AlertEvent]:
         """Evaluate every record still waiting (long windows, see long_every): at the end of input."""

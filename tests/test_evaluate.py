@@ -90,7 +90,7 @@ def test_memory_is_bounded_by_the_longest_window(tmp_path):
     _, engine = events(rs, frame(n=2000, onset=5000, nan_at=()), list(range(0, 2000, 97)))
     run = engine.runs["run"]
     assert max(t.of(run.id).height for t in engine.tails.values() if t.of(run.id) is not None) == 40  # no_improve(loss, 40)
-    assert sum(f.height for f in run.recent) < PLOT_POINTS + 97  # plot lead-up: whole batches
+    assert sum(f.height for _, f in run.recent) < PLOT_POINTS + 97  # plot lead-up: whole batches
 
 
 def test_events_carry_threshold_and_lead_up_points(tmp_path):
@@ -263,6 +263,9 @@ def test_the_pack_over_many_runs_in_uneven_passes_equals_each_run_alone(long_eve
     together += engine.flush(now=0.3 * cut)
     assert len(alone) > 20
     assert sorted(map(key, together)) == sorted(map(key, alone))
+    # Events found late (records that waited) still plot the records before them.
+    assert all(e.points and e.points[-1][0] <= e.step for e in together if e.state == "firing" and e.value is not None
+               and not math.isnan(e.value))
 
 
 @pytest.mark.parametrize("after", [1.0, None])

@@ -423,3 +423,15 @@ def test_arrivals_grads_kept_across_steps_use_hooks(tmp_path):
     recs, modes, hooked = loop(tmp_path / "p.jsonl", set_to_none=False)
     assert modes[0] == "scan" and set(modes[1:]) == {"hooks"} and hooked
     assert [r["has_grad/head"] for r in recs] == [8] * 6
+
+
+def test_read_keeps_order_of_mixed_items():
+    """0-d and 1-d items, float and int, come back flat and in order: read() on the CPU, and the
+    stack-and-cat an accelerator's single transfer goes through."""
+    from alertd.probe.reduce import _flat, read
+    scalars = [torch.tensor(1.5), torch.tensor([2.0, 3.0]), torch.tensor(4.0), torch.tensor(5.0),
+               torch.tensor(6, dtype=torch.long)]
+    vectors = [torch.tensor([7, 8], dtype=torch.long)]
+    assert read(scalars, vectors) == [1.5, 2.0, 3.0, 4.0, 5.0, 6, 7, 8]
+    assert _flat(scalars, vectors).tolist() == [1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]
+    assert read([], []) == []

@@ -12,7 +12,9 @@ Value = Tensor | float
 
 def scalar(t: Tensor) -> Tensor:
     """A float32 0-d view of a loss (mean if it is not a scalar)."""
-    return (t if t.dim() == 0 else t.mean()).float()
+    if t.dim():
+        t = t.mean()
+    return t if t.dtype == torch.float32 else t.float()
 
 
 def nonfinite(ts: list[Tensor]) -> Tensor:
@@ -55,8 +57,10 @@ class LabelStats:
         """The record's label fields from the host values of `queue`'s vectors."""
         if n <= HOST_LABELS:
             ys = [int(v) for v in vals]
-            bad = sum(1 for v in ys if v < 0 or (num_classes is not None and v >= num_classes))
-            return {"labels/min": min(ys), "labels/max": max(ys), "labels/out_of_range": bad,
+            lo, hi = min(ys), max(ys)
+            top = num_classes if num_classes is not None else hi + 1
+            bad = 0 if lo >= 0 and hi < top else sum(1 for v in ys if v < 0 or v >= top)
+            return {"labels/min": lo, "labels/max": hi, "labels/out_of_range": bad,
                     "labels/unique": len(set(ys))}
         lo, hi, neg = int(vals[0]), int(vals[1]), int(vals[2])
         above = n - int(vals[3]) if num_classes is not None else 0

@@ -16,14 +16,20 @@ LONG = 120.0  # a wait that must not run out: these tests only check that wait()
 _LATE_WRITE = "import sys, time; time.sleep(0.3); open(sys.argv[1], 'a').write('step=1\\n')"
 
 
+def _woken_by_a_late_write(waker: Waker, path) -> float:
+    """Seconds wait() took while another process appended to `path` 0.3 s in."""
+    writer = subprocess.Popen([sys.executable, "-c", _LATE_WRITE, str(path)])
+    t0 = time.monotonic()
+    waker.wait(timeout=LONG)
+    elapsed = time.monotonic() - t0
+    assert writer.wait(timeout=30) == 0
+    return elapsed
+
+
 def test_write_wakes_within_poll_period(tmp_path):
     with Waker([str(tmp_path)], poll=LONG) as waker:
         assert not waker.polling and waker.watched() == [str(tmp_path)]
-        writer = subprocess.Popen([sys.executable, "-c", _LATE_WRITE, str(tmp_path / "train.log")])
-        t0 = time.monotonic()
-        waker.wait(timeout=LONG)
-        elapsed = time.monotonic() - t0
-        assert writer.wait(timeout=30) == 0
+        elapsed = _woken_by_a_late_write(waker, tmp_path / "train.log")
     assert elapsed < LONG / 2
 
 
@@ -34,11 +40,7 @@ def test_dirs_added_later_wake_too(tmp_path):
         waker.wait(timeout=LONG)            # the mkdir itself
         waker.add_dirs([str(sub), str(tmp_path / "missing")])
         assert waker.watched() == sorted([str(tmp_path), str(sub)])
-        writer = subprocess.Popen([sys.executable, "-c", _LATE_WRITE, str(sub / "train.log")])
-        t0 = time.monotonic()
-        waker.wait(timeout=LONG)
-        elapsed = time.monotonic() - t0
-        assert writer.wait(timeout=30) == 0
+        elapsed = _woken_by_a_late_write(waker, sub / "train.log")
     assert elapsed < LONG / 2
 
 
@@ -111,9 +113,5 @@ def test_paused_watches_stay_quiet_and_resume_wakes_again(tmp_path):
         assert time.monotonic() - t0 >= 0.45  # nothing woke it: no watch while paused
         waker.resume()
         assert waker.watched() == sorted([str(tmp_path), str(sub)]) and not waker.paused
-        writer = subprocess.Popen([sys.executable, "-c", _LATE_WRITE, str(sub / "train.log")])
-        t0 = time.monotonic()
-        waker.wait(timeout=LONG)
-        elapsed = time.monotonic() - t0
-        assert writer.wait(timeout=30) == 0
+        elapsed = _woken_by_a_late_write(waker, sub / "train.log")
     assert elapsed < LONG / 2

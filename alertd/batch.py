@@ -75,11 +75,12 @@ class Tails:
         self.waiting, self.since = [], None
         return rows
 
-    def waiting_of(self, rid: int) -> pl.DataFrame | None:
-        """One run's waiting records without `_run` (for snapshots)."""
-        rows = [w.filter(pl.col(RUN) == rid).drop(RUN) for w in self.waiting]
-        rows = [r for r in rows if r.height]
-        return pl.concat(rows, how="diagonal_relaxed") if rows else None
+    def by_run(self, waiting: bool = False) -> dict[int, pl.DataFrame]:
+        """Every run's tail (or waiting records) without `_run`, split in one pass (snapshots)."""
+        frame = (pl.concat(self.waiting, how="diagonal_relaxed") if self.waiting else None) if waiting else self.frame
+        if frame is None or frame.height == 0:
+            return {}
+        return {rid: part for (rid,), part in frame.partition_by(RUN, as_dict=True, include_key=False).items()}
 
     def take(self, ids: list[int]) -> pl.DataFrame | None:
         if self.frame is None or not self.ids.intersection(ids):
@@ -93,12 +94,6 @@ class Tails:
             rest = self.frame.filter(~pl.col(RUN).is_in(ids))
         self.frame = pl.concat([rest, kept], how="diagonal_relaxed") if rest is not None and rest.height else kept
         self.ids = (self.ids - set(ids)) | set(kept[RUN].unique().to_list()) if kept.height else self.ids - set(ids)
-
-    def of(self, rid: int) -> pl.DataFrame | None:
-        """One run's tail without `_run` (for snapshots)."""
-        if rid not in self.ids:
-            return None
-        return self.frame.filter(pl.col(RUN) == rid).drop(RUN)
 
     def set(self, rid: int, tail: pl.DataFrame) -> None:
         """Restore one run's tail (STEP, TIME, series columns)."""

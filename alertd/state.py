@@ -39,11 +39,6 @@ def _group_key(group) -> str:
     return SEP.join(group.columns) + (SEP + "long" if group.long else "")
 
 
-def _kept(engine: Engine, run: RunState, group, waiting: bool = False) -> pl.DataFrame | None:
-    """A run's tail of a group's series, or (waiting) its records not yet evaluated."""
-    tails = engine.tails.get(group.key)
-    rows = None if tails is None else tails.waiting_of(run.id) if waiting else tails.of(run.id)
-    return rows if rows is not None and rows.height else None
 
 
 def _columns(frame: pl.DataFrame) -> dict[str, list]:
@@ -60,6 +55,9 @@ def snapshot(engine: Engine) -> dict[str, Any]:
     """Everything the engine remembers, as JSON-able data."""
     runs = {}
     fingerprints = {r.name: r.fingerprint for r in engine.rules + engine.stale_rules}
+    # Each group's records split by run once (not filtered once per run: hundreds of runs).
+    kept = {key: t.by_run() for key, t in engine.tails.items()}
+    waiting = {key: t.by_run(waiting=True) for key, t in engine.tails.items()}
     for name, run in engine.runs.items():
         runs[name] = {
             "columns": run.columns, "meta": run.meta, "last_time": run.last_time,
@@ -70,9 +68,9 @@ def snapshot(engine: Engine) -> dict[str, Any]:
                                                                for c in i.cum]}
                           for i in run.instances.values()},
             "tails": {_group_key(g): _columns(tail) for g in run.groups.values()
-                      if (tail := _kept(engine, run, g)) is not None},
+                      if (tail := kept.get(g.key, {}).get(run.id)) is not None},
             "waiting": {_group_key(g): _columns(rows) for g in run.groups.values()
-                        if (rows := _kept(engine, run, g, waiting=True)) is not None},
+                        if (rows := waiting.get(g.key, {}).get(run.id)) is not None},
         }
     return {"version": VERSION, "rules": fingerprints, "runs": runs}
 

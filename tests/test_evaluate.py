@@ -89,7 +89,7 @@ def test_memory_is_bounded_by_the_longest_window(tmp_path):
     rs = ruleset(tmp_path)
     _, engine = events(rs, frame(n=2000, onset=5000, nan_at=()), list(range(0, 2000, 97)))
     run = engine.runs["run"]
-    assert max(t.of(run.id).height for t in engine.tails.values() if t.of(run.id) is not None) == 40  # no_improve(loss, 40)
+    assert max(t.by_run()[run.id].height for t in engine.tails.values() if run.id in t.by_run()) == 40  # no_improve(loss, 40)
     assert sum(f.height for _, f in run.recent) < PLOT_POINTS + 97  # plot lead-up: whole batches
 
 

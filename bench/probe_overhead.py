@@ -24,6 +24,10 @@ steps; more drift between base and variant). A variant's ratio in a round is its
 time over base's 10 steps in that round. Reported per variant: the median ratio over rounds
 (the figure the targets are judged on) and the interquartile range [q1-q3] of the per-round
 ratios; the control's figures show what noise alone gives.
+Copies: every 5 rounds (--rebuild) each variant gets a fresh copy of the model, its optimizer
+and probe, built in a rotating order, then one untimed round: one copy can be ~1% faster than
+another for the whole of its life (where its tensors land in memory), which would otherwise
+favour or penalise one variant for a whole run.
 Targets (issue): every=10 <= 1.01x, every=1 <= 1.05x, both below naive.
 Run: PYTHONPATH=. python bench/probe_overhead.py [--rounds 30] [--interleave step|chunk]
      [--threads 1] [--device cuda] [--only mlp,cnn,transformer]
@@ -32,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import gc
 import statistics
 import tempfile
 import time
@@ -152,7 +157,9 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: less noise)")
     ap.add_argument("--rounds", type=int, default=30, help="timed rounds of 10 steps per variant")
-    ap.add_argument("--warmup", type=int, default=2, help="untimed rounds first")
+    ap.add_argument("--warmup", type=int, default=1, help="untimed rounds after each build")
+    ap.add_argument("--rebuild", type=int, default=5,
+                    help="build fresh copies of the variants every N rounds (default 5)")
     ap.add_argument("--only", default="", help="comma-separated model names")
     ap.add_argument("--ratio-every", type=int, default=None,
                     help="the probes' ratio_every (default: the probe's, max(every, 10)); the targets "
@@ -175,12 +182,22 @@ def main() -> None:
         for name, desc, proto, batch in cases(device):
             if args.only and name not in args.only.split(","):
                 continue
-            variants = {k: make_variant(k, proto, device, tmp, args.ratio_every) for k in KINDS}
-            for r in range(args.warmup):
-                run_round(variants, batch, device, r, args.interleave)
             ratios: dict[str, list[float]] = {k: [] for k in KINDS[1:]}
             base: list[float] = []
+            variants: dict = {}
             for r in range(args.rounds):
+                if r % args.rebuild == 0:  # fresh copies: where their memory lands varies the speed
+                    build = r // args.rebuild
+                    for _, _, p in variants.values():
+                        if p is not None:
+                            p.close()
+                    variants.clear()
+                    gc.collect()
+                    for k in KINDS[build % len(KINDS):] + KINDS[:build % len(KINDS)]:
+                        variants[k] = make_variant(k, proto, device, tmp, args.ratio_every)
+                    variants = {k: variants[k] for k in KINDS}
+                    for w in range(args.warmup):  # first steps: AdamW state, preflight, first copy
+                        run_round(variants, batch, device, w, args.interleave)
                 t = run_round(variants, batch, device, r, args.interleave)
                 base.append(t["base"] / CHUNK)
                 for k in KINDS[1:]:

@@ -48,24 +48,24 @@ class Probe:
     probe.step after each micro-batch's backward. Any other loop keeps the hooks.
 
     ratio_every (default max(every, 10)): the update ratio needs a copy of the parameters
-    before the step and a read of them and of the copy after it (on the CPU, with the grads'
-    read, about a third of an AdamW step's memory traffic), so it
-    and weight_norm/<g> are measured only on written steps S with S % ratio_every == 0 (every
-    lcm(every, ratio_every) steps; meta `ratio_every` is that effective cadence). Other records
-    lack the update_ratio/* and weight_norm/* keys: rules see no record for those series. A
-    hold spanning steps is not delayed (the pack's UpdateRatioNearZero, 10 steps after a 10-step
-    warm-up, fires at step 20 with ratio_every=10, 19 with 1); a hold counting records waits
-    ratio_every times longer. Pass ratio_every=1 to measure it on every written step.
+    before the step and a read of them and of the copy after it (with the grads' read, 40-45%
+    of a single-threaded CPU AdamW step), so it and weight_norm/<g> are measured only on
+    written steps S with S % ratio_every == 0 (every lcm(every, ratio_every) steps; meta
+    `ratio_every` is that effective cadence). Other records lack the update_ratio/* and
+    weight_norm/* keys: rules see no record for those series. A hold spanning steps is not
+    delayed (the pack's UpdateRatioNearZero, 10 steps after a 10-step warm-up, fires at step 20
+    with ratio_every=10, 19 with 1); a hold counting records waits ratio_every times longer.
+    Pass ratio_every=1 to measure it on every written step.
 
     Cost: steps that are not measured do integer counting only (arrivals are counted just for
-    the measured step and the one before it). A written step costs one read of
-    the grads (per-parameter sums of squares: `torch.dot` for large CPU tensors, `_foreach_norm`
-    otherwise; reduce.SumSq), a stack and ONE host sync; a ratio step adds a copy of the
-    optimized parameters (taken in the pre-hook of that step only) and one read of them and of
-    the copy after the step (reduce.UpdateSumSq: on the CPU the difference stays in cache). Sums
-    per group are made on the host, in float64, from per-parameter sums of squares. Memory: that
-    copy, held from the step's pre-hook to its post-hook only on accelerators, kept (reused) on
-    the CPU.
+    the measured step and the one before it). A written step costs one read of the grads
+    (per-parameter sums of squares: `torch.dot` for large CPU tensors, `_foreach_norm`
+    otherwise; reduce.SumSq), a stack and ONE host sync (on the CPU the values are read in
+    place: nothing to transfer); a ratio step adds a copy of the optimized parameters (taken in
+    the pre-hook of that step only) and one read of them and of the copy after the step
+    (reduce.UpdateSumSq: on the CPU the difference stays in cache). Sums per group are made on
+    the host, in float64, from per-parameter sums of squares. Memory: that copy, held from the
+    step's pre-hook to its post-hook only on accelerators, kept (reused) on the CPU.
     """
 
     def __init__(self, model: nn.Module | None, optimizer: torch.optim.Optimizer,

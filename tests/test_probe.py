@@ -212,9 +212,9 @@ RATIO_KEYS = ("update_ratio/body", "update_ratio/head", "update_ratio/root",
 
 
 @pytest.mark.parametrize("every, ratio_every, steps, expected", [
-    (1, None, 25, [10, 20]),        # default max(every, 10)
-    (10, None, 30, [10, 20, 30]),   # default: every written record
-    (3, None, 60, [30, 60]),        # default 10: written steps that are multiples of 10
+    (1, None, 110, [50, 100]),      # default: every 50 steps
+    (10, None, 100, [50, 100]),     # default: every 5th written record
+    (3, None, 110, [51, 102]),      # default: the first multiple of every from 50
     (2, 4, 12, [4, 8, 12]),
     (1, 1, 3, [1, 2, 3]),
 ])
@@ -251,7 +251,7 @@ def test_snapshot_only_before_ratio_steps(tmp_path):
     assert same == [True, True, True, True, True, False]  # copied before steps 5 and 10 only
     default = Probe(make_model(), opt, path=str(tmp_path / "q.jsonl"), every=1)
     default.close()
-    assert default.ratio_every == 10
+    assert default.ratio_every == 50
 
 
 def test_ratio_every_rejects_zero(tmp_path):

@@ -42,20 +42,20 @@ def run(tmp_path, *args: str) -> subprocess.CompletedProcess:
 
 def test_attach_writes_stream(tmp_path):
     out = tmp_path / "probe.jsonl"
-    proc = run(tmp_path, "--out", str(out), "--every", "2", "--", "python", "train.py", "10", "0")
+    proc = run(tmp_path, "--out", str(out), "--every", "2", "--", "python", "train.py", "50", "0")
     assert proc.returncode == 0, proc.stderr
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     meta = lines[0]["meta"]
     assert meta["every"] == 2 and meta["params/0"] == 2 and meta["params/2"] == 2
-    assert meta["ratio_every"] == 10  # default max(every, 10)
+    assert meta["ratio_every"] == 50  # default: the first multiple of every from 50
     pre = [r for r in lines if r.get("event") == "preflight"]
     recs = [r for r in lines[1:] if "event" not in r]
     assert len(pre) == 1 and pre[0]["step"] == 2  # attached during step 1: it is not measured
     assert pre[0]["preflight/unoptimized_params"] == 0 and pre[0]["preflight/no_grad_groups"] == 0
-    assert [r["step"] for r in recs] == [2, 4, 6, 8, 10]
+    assert [r["step"] for r in recs] == list(range(2, 51, 2))
     for r in recs:
         assert r["has_grad/0"] == r["trainable/0"] == 2 and r["grad_norm/2"] > 0
-        assert ("update_ratio/2" in r) == (r["step"] == 10)  # only measured at multiples of 10
+        assert ("update_ratio/2" in r) == (r["step"] == 50)  # only measured at multiples of 50
         assert r["lr"] == pytest.approx(1e-2) and r["nonfinite/grad"] == 0
         assert "loss" not in r
     assert recs[-1]["update_ratio/2"] > 0 and recs[-1]["weight_norm/0"] > 0
@@ -73,7 +73,7 @@ def test_cli_registration(tmp_path):
     args = parser.parse_args(["probe", "--out", "x.jsonl", "--every", "5", "--",
                               "python", "train.py", "--lr", "1"])
     assert args.func is probe_command and args.every == 5 and args.out == "x.jsonl"
-    assert args.ratio_every is None  # the Probe's default: max(every, 10)
+    assert args.ratio_every is None  # the Probe's default (50 steps)
     assert [a for a in args.argv if a != "--"] == ["python", "train.py", "--lr", "1"]
     args = parser.parse_args(["probe", "--ratio-every", "3", "--", "python", "train.py"])
     assert args.ratio_every == 3

@@ -85,11 +85,11 @@ def first(events: list, rule: str):
 
 # UnoptimizedParams (critical) pages at step 1. UpdateRatioNearZero waits out a 10-step warm-up,
 # then needs ratio records covering 10 steps: steps 10-19 when the ratio is measured every step
-# (ratio_every=1), records 10 and 20 when every 10th (the default at every=1): the hold is in
-# steps, not records, so the sparser cadence costs one step here.
-@pytest.mark.parametrize("ratio_every, stuck_at", [(None, 20), (1, 19)])
-def test_head_missing_from_optimizer(tmp_path, ratio_every, stuck_at):
-    events = replay(train(tmp_path / "p.jsonl", steps=25, head_in_opt=False, ratio_every=ratio_every))
+# (ratio_every=1), records 50 and 100 with the default cadence (every 50 steps): the hold is in
+# steps, not records, so it fires on the second measured record.
+@pytest.mark.parametrize("ratio_every, steps, stuck_at", [(None, 100, 100), (1, 25, 19)])
+def test_head_missing_from_optimizer(tmp_path, ratio_every, steps, stuck_at):
+    events = replay(train(tmp_path / "p.jsonl", steps=steps, head_in_opt=False, ratio_every=ratio_every))
     pre = first(events, "UnoptimizedParams")
     assert pre.step == 1 and pre.value == 2 and pre.severity == "critical"
     assert events[0].step == 1 and events[0].severity == "critical"  # a page within the first 10 steps

@@ -14,7 +14,7 @@ def add_probe_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=DEFAULT_PATH, help="JSONL stream to write (default %(default)s)")
     parser.add_argument("--every", type=int, default=10, help="write every N optimizer steps")
     parser.add_argument("--ratio-every", type=int, default=None,
-                        help="measure update_ratio/weight_norm every N steps (default max(every, 10))")
+                        help="measure update_ratio/weight_norm every N steps (default: the first multiple of --every from 50)")
     parser.add_argument("--grad-accum", type=int, default=None, help="expected micro-batches per step (meta)")
     parser.add_argument("--num-classes", type=int, default=None, help="number of classes (meta)")
     parser.add_argument("argv", nargs=argparse.REMAINDER, help="-- python train.py ARGS")

@@ -15,6 +15,11 @@ from alertd.probe.reduce import SumSq, UpdateSumSq, read
 from alertd.probe.writer import DEFAULT_PATH, JsonlWriter, rank_path
 
 _FOLD = 4096  # micro-batch losses kept before older ones are folded into a device count
+# Default cadence of the update ratio, in optimizer steps (rounded up to a multiple of `every`).
+# It is a slow signal (parameters that stop moving): 50 steps is ~1 minute of a typical run, and
+# the first step's set-up mistakes are the preflight's. Its copy of the parameters is the dear
+# part of a record (~10% of a memory-bound MLP step here): every 10 steps that alone is ~1%.
+RATIO_EVERY = 50
 Value = fields.Value
 
 
@@ -47,14 +52,15 @@ class Probe:
     found them equal, by one scan of the .grads in each probe.step (arrivals.Arrivals): call
     probe.step after each micro-batch's backward. Any other loop keeps the hooks.
 
-    ratio_every (default max(every, 10)): the update ratio needs a copy of the parameters
-    before the step and a read of them and of the copy after it (with the grads' read, 40-45%
-    of a single-threaded CPU AdamW step), so it and weight_norm/<g> are measured only on
-    written steps S with S % ratio_every == 0 (every lcm(every, ratio_every) steps; meta
-    `ratio_every` is that effective cadence). Other records lack the update_ratio/* and
-    weight_norm/* keys: rules see no record for those series. A hold spanning steps is not
-    delayed (the pack's UpdateRatioNearZero, 10 steps after a 10-step warm-up, fires at step 20
-    with ratio_every=10, 19 with 1); a hold counting records waits ratio_every times longer.
+    ratio_every (default: the smallest multiple of `every` from RATIO_EVERY = 50 on): the update
+    ratio needs a copy of the parameters before the step and a read of them and of the copy
+    after it (with the grads' read, 40-45% of a single-threaded CPU AdamW step), so it and
+    weight_norm/<g> are measured only on written steps S with S % ratio_every == 0 (a given
+    ratio_every is rounded to lcm(every, ratio_every); meta `ratio_every` is the effective
+    cadence). Other records lack the update_ratio/* and weight_norm/* keys: rules see no record
+    for those series. A hold spanning steps waits for the next measured record (the pack's
+    UpdateRatioNearZero, 10 steps after a 10-step warm-up, fires at step 100 with the default,
+    19 with ratio_every=1); a hold counting records waits ratio_every times longer.
     Pass ratio_every=1 to measure it on every written step.
 
     Cost: steps that are not measured do integer counting only (arrivals are counted just for
@@ -78,7 +84,8 @@ class Probe:
             raise ValueError("ratio_every must be >= 1")
         self.optimizer, self.every = optimizer, int(every)
         # The ratio is measured on written steps only: its cadence is a multiple of `every`.
-        self.ratio_every = math.lcm(self.every, int(ratio_every) if ratio_every else max(self.every, 10))
+        self.ratio_every = (math.lcm(self.every, int(ratio_every)) if ratio_every
+                            else self.every * -(-RATIO_EVERY // self.every))
         self.grad_accum, self.num_classes = grad_accum, num_classes
         self.model = grouping.unwrap(model) if model is not None else None
         self.rank, self.world_size = _dist()

@@ -13,7 +13,7 @@ from typing import Any
 
 import polars as pl
 
-from alertd.parse.frame import (STEP_COL, STEP_KEYS, BadTally, LineParser, flatten, numeric_expr,
+from alertd.parse.frame import (STEP_COL, STEP_KEYS, BadTally, LineParser, flatten, holds_numbers,
                                 step_expr, to_number)
 from alertd.parse.jsonl_scan import Scan
 from alertd.record import LINE, RESERVED
@@ -76,9 +76,18 @@ def _fill_blank_lines(data: bytes) -> bytes:
     return body
 
 
-def _all_keys_read(df: pl.DataFrame, counts: list[pl.Expr], body: bytes, scan: Scan) -> bool:
+def _is_flat(df: pl.DataFrame) -> bool:
+    """No struct column (no nested object, no meta record): its leaves are its columns, and
+    it is shaped column by column (an eager select plans a query: ~0.1-0.3 ms apiece)."""
+    return not any(isinstance(dtype, pl.Struct) for dtype in df.schema.values())
+
+
+def _all_keys_read(df: pl.DataFrame, flat: bool, body: bytes, scan: Scan) -> bool:
     """True when the frame holds every key of the piece (schema inference saw only 100 rows)."""
-    keys = sum(df.select(counts).row(0)) + _meta_key_count(df)
+    if flat:  # per-column null counts are kept by polars
+        keys = sum(df.height - s.null_count() for s in df.get_columns())
+    else:
+        keys = sum(df.select(_leaves(df)[1]).row(0)) + _meta_key_count(df)
     # Every key is followed by ':'; only colons inside strings (timestamps) make the counts
     # differ, and '":' (counted in the text, the rare case) tells those apart. A key written
     # with a null value is read (as null) but not counted: count those too. (Quoting NaN and
@@ -103,12 +112,14 @@ def _fast(data: bytes, base: int, scan: Scan) -> tuple[pl.DataFrame, dict[str, A
                 return None
         if df.width == 0:
             return None  # no keys at all: polars then also lets `null` lines through
-        flat, counts = _leaves(df)
-        if df.height > 100 and not _all_keys_read(df, counts, body, scan):
+        if df.height > 100 and not _all_keys_read(df, _is_flat(df), body, scan):
             df = pl.read_ndjson(body, infer_schema_length=None)
-            flat, _ = _leaves(df)
-        meta = _meta_rows(df)
-        out = df.select(*flat, pl.int_range(base + 1, base + 1 + df.height, dtype=pl.Int64).alias(LINE))
+        if _is_flat(df):  # the common case: no meta, nothing to flatten
+            meta = {}
+            out = df.hstack([pl.Series(LINE, range(base + 1, base + 1 + df.height), dtype=pl.Int64)])
+        else:
+            meta = _meta_rows(df)
+            out = df.select(*_leaves(df)[0], pl.int_range(base + 1, base + 1 + df.height, dtype=pl.Int64).alias(LINE))
     except Exception:  # polars raises several types for bad input; any of them means "bisect"
         return None
     return out, meta
@@ -167,12 +178,12 @@ def _slow(data: bytes, base: int, bad: BadTally) -> tuple[pl.DataFrame, dict[str
 
 def _numeric(df: pl.DataFrame) -> pl.DataFrame:
     """Keep LINE and the columns that hold numbers, as Float64, so pieces concatenate."""
-    exprs = [pl.col(LINE)]
+    # Column by column (Series casts are direct calls; an eager select plans a query, ~0.3 ms).
+    out = [df.get_column(LINE)]
     for name, dtype in df.schema.items():
-        e = None if name == LINE else numeric_expr(name, dtype)
-        if e is not None:
-            exprs.append(e.alias(name))
-    return df.select(exprs)
+        if name != LINE and holds_numbers(dtype):
+            out.append(df.get_column(name).cast(pl.Float64, strict=False))
+    return pl.DataFrame(out)
 
 
 def _read(data: bytes, base: int, bad: BadTally, frames: list[pl.DataFrame], meta: dict[str, Any],
@@ -212,6 +223,10 @@ class JsonlParser(LineParser):
 def _with_step(raw: pl.DataFrame) -> pl.DataFrame:
     """Move step-like keys into STEP_COL and drop reserved names from the metrics."""
     steps = [k for k in STEP_KEYS if k in raw.columns]
+    drop = {c for c in raw.columns if (c in STEP_KEYS or c in RESERVED) and c != LINE}
+    if len(steps) == 1 and STEP_COL not in raw.columns:  # the common case, column by column
+        step = raw.get_column(steps[0]).cast(pl.Float64, strict=False).cast(pl.Int64, strict=False)
+        return pl.DataFrame([*(s for s in raw.get_columns() if s.name not in drop), step.alias(STEP_COL)])
     if steps:
         raw = raw.with_columns(step_expr(steps).alias(STEP_COL))
     drop = [c for c in raw.columns if (c in STEP_KEYS or c in RESERVED) and c != LINE]

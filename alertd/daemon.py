@@ -47,6 +47,7 @@ class Options:
     drain_timeout: float = 10.0  # at exit, how long pending notifications are tried
     min_pass: float = 0.25       # seconds between evaluation passes at the most (coalescing)
     max_gap: float = 0.6         # ... and at the least, however long passes take
+    pass_share: float = 0.2      # between the two, passes take about this share of the time
 
 
 class Daemon:
@@ -174,12 +175,14 @@ class Daemon:
             while not self.stopping:
                 # Coalesce: at most one pass per `gap` seconds, so a busy writer (or hundreds of
                 # files) gives larger batches instead of a pass per line. A pass costs a fixed
-                # part whatever it reads: when passes get dear, they get rarer (passes take at most
-                # about a third of the time), up to max_gap, which bounds the latency it adds.
+                # part whatever it reads: when passes get dear, they get rarer (they take about
+                # pass_share of the time, a fifth: 500 busy files cost ~0.12 s a pass), up to
+                # max_gap, which bounds the latency it adds.
                 time.sleep(max(0.0, last + gap - time.monotonic()))
                 last = time.monotonic()
                 self.step()
-                gap = min(self.options.max_gap, max(self.options.min_pass, 3 * (time.monotonic() - last)))
+                cost = time.monotonic() - last
+                gap = min(self.options.max_gap, max(self.options.min_pass, cost / self.options.pass_share))
                 if self.read_data:  # busy: the next pass comes after `gap` whatever inotify says
                     self.waker.pause()
                     continue

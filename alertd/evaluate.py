@@ -95,11 +95,15 @@ class RunState:
 
     def lead_up(self, column: str, step: int) -> tuple:
         """(step, value) of a series over the PLOT_POINTS records up to `step`."""
-        frames = [f.select(STEP, pl.col(column).cast(F64)) for _, f in self.recent if column in f.columns]
+        # Series by Series: a select per kept batch would plan a query each (~0.1 ms).
+        frames = [f for _, f in self.recent if column in f.columns]
         if not frames:
             return ()
-        rows = pl.concat(frames).filter((pl.col(STEP) <= step) & pl.col(column).is_not_null()).tail(PLOT_POINTS)
-        return tuple(zip(rows[STEP].to_list(), rows[column].to_list()))
+        steps = pl.concat([f.get_column(STEP) for f in frames])
+        values = pl.concat([f.get_column(column).cast(F64) for f in frames])
+        keep = (steps <= step) & values.is_not_null()
+        steps, values = steps.filter(keep).tail(PLOT_POINTS), values.filter(keep).tail(PLOT_POINTS)
+        return tuple(zip(steps.to_list(), values.to_list()))
 
 
 def _number(value):
@@ -185,6 +189,7 @@ class Engine:
         # Records still waiting go first: a run's records are evaluated in the order they came.
         events = self._waited(now, force=not self.long_every)
         frames, by_id, untimed = [], {}, []
+        hold = self._longest_wait()
         for run_name, parsed in batches.items():
             run = self.runs.setdefault(run_name, RunState())
             for k, v in parsed.meta.items():
@@ -202,14 +207,15 @@ class Engine:
                 untimed.append(run.id)
             by_id[run.id] = (run_name, run)
             events += self._stale_resolved(run_name, run, frame, now)
-            run.remember(frame, now, self._longest_wait())
+            run.remember(frame, now, hold)
             run.records += frame.height
             run.last_time = now
         if frames:
-            batch = _stack(frames, list(by_id), untimed, now)
-            ends = list(itertools.accumulate(f.height for f in frames))
-            for (_, run), step in zip(by_id.values(), batch[STEP].gather([e - 1 for e in ends]).to_list()):
-                run.last_step = step
+            batch, order = _stack(frames, list(by_id), untimed, now)
+            ends = list(itertools.accumulate(frames[k].height for k in order))
+            ids = list(by_id)
+            for k, step in zip(order, batch[STEP].gather([e - 1 for e in ends]).to_list()):
+                by_id[ids[k]][1].last_step = step
             for key, group in self._groups.items():  # a group absent from the batch has no rows
                 rows = _rows(group.columns, batch)
                 if rows is None:
@@ -335,11 +341,20 @@ class Engine:
         return out
 
 
-def _stack(frames: list[pl.DataFrame], ids: list[int], untimed: list[int], now: float) -> pl.DataFrame:
+def _stack(frames: list[pl.DataFrame], ids: list[int], untimed: list[int],
+           now: float) -> tuple[pl.DataFrame, list[int]]:
     """The batches of several runs as one frame with `_run` (and the arrival time where a run's
-    records carry none): one concatenation, not a polars call per run."""
-    batch = frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
-    run = pl.Series(RUN, ids, dtype=pl.Int64).repeat_by(pl.Series([f.height for f in frames])).explode() \
+    records carry none), and the order of the frames in it: runs come grouped by their column
+    set, so that most of the stacking is a plain vertical concatenation (a diagonal one plans a
+    query per frame: ~9 ms for 500 files; the order of runs in a batch does not matter)."""
+    by_columns: dict[tuple, list[int]] = {}
+    for k, f in enumerate(frames):
+        by_columns.setdefault(tuple(f.columns), []).append(k)
+    order = [k for ks in by_columns.values() for k in ks]
+    parts = [_vertical([frames[k] for k in ks]) for ks in by_columns.values()]
+    batch = parts[0] if len(parts) == 1 else pl.concat(parts, how="diagonal_relaxed")
+    run = pl.Series(RUN, [ids[k] for k in order], dtype=pl.Int64).repeat_by(
+        pl.Series([frames[k].height for k in order])).explode() \
         if len(frames) > 1 else pl.repeat(ids[0], batch.height, dtype=pl.Int64, eager=True).alias(RUN)
     batch = batch.with_columns(run)
     if untimed:
@@ -347,7 +362,18 @@ def _stack(frames: list[pl.DataFrame], ids: list[int], untimed: list[int], now: 
         time = arrival if TIME not in batch.columns else \
             pl.when(pl.col(RUN).is_in(untimed)).then(arrival).otherwise(pl.col(TIME))
         batch = batch.with_columns(time.alias(TIME))
-    return batch
+    return batch, order
+
+
+def _vertical(frames: list[pl.DataFrame]) -> pl.DataFrame:
+    """Frames with the same columns stacked; a column whose dtype differs between them (not
+    from the parsers, which give Float64 metrics) is stacked by promotion instead."""
+    if len(frames) == 1:
+        return frames[0]
+    try:
+        return pl.concat(frames, how="vertical")
+    except pl.exceptions.PolarsError:
+        return pl.concat(frames, how="diagonal_relaxed")
 
 
 def _rows(columns: tuple[str, ...], frame: pl.DataFrame) -> pl.DataFrame | None:

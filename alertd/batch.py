@@ -24,6 +24,7 @@ F64 = pl.Float64
 _AS_WRITTEN = pl.QueryOptFlags.none()
 _ENGINE = "in-memory"
 MEMO, MEMO_SEP = "_m\x1f", "\x1f"  # tail columns holding cumulative inputs as computed when new
+_NEW, _OLD = pl.lit(True).alias("_new"), pl.lit(False).alias("_new")  # built once: ~10 us each
 _AGG = {"min": lambda c: c.fill_nan(None).min(), "max": lambda c: c.fill_nan(None).max(),
         "any": lambda c: c.fill_null(False).any(), "first": lambda c: c.fill_nan(None).drop_nulls().first()}
 
@@ -52,6 +53,10 @@ class Plan:
     machines: list[list[list[pl.Expr]]]
     memos: list[tuple[str, str, object]]  # (output column, memo column kept in tails, dtype)
     vars_cache: dict = field(default_factory=dict)  # the variables of the runs of the last pass
+    memo_nulls: list[pl.Expr] = field(default_factory=list)  # a null column per memo (new tails)
+
+    def __post_init__(self) -> None:
+        self.memo_nulls = [pl.lit(None, dtype).alias(m) for _, m, dtype in self.memos]
 
 
 class Tails:
@@ -148,12 +153,14 @@ def run_pass(rows: pl.DataFrame, runs: dict[int, object], classes: list[tuple], 
     per_run = len(runs) > 1
     rules, cum_kinds = plan.rules, plan.cum_kinds
     ids = list(runs)
-    new_rows = rows.lazy().with_columns(pl.lit(True).alias("_new"))
+    new_rows = rows.lazy().with_columns(_NEW)
     prior = tails.take(ids)
     full = new_rows if prior is None else pl.concat(
-        [prior.lazy().with_columns(pl.lit(False).alias("_new")), new_rows], how="diagonal_relaxed")
+        [prior.lazy().with_columns(_OLD), new_rows], how="diagonal_relaxed")
     have = set(prior.columns) if prior is not None else set()
-    full = full.with_columns(pl.lit(None, dtype).alias(m) for _, m, dtype in plan.memos if m not in have)
+    missing = [e for (_, m, _), e in zip(plan.memos, plan.memo_nulls) if m not in have]
+    if missing:
+        full = full.with_columns(missing)
     if per_run:  # each run's rows contiguous, its tail before its new rows (a stable sort)
         full = full.sort(RUN, maintain_order=True)
     full = full.with_columns(_positions(per_run))
@@ -163,20 +170,32 @@ def run_pass(rows: pl.DataFrame, runs: dict[int, object], classes: list[tuple], 
     if literals:
         full = full.with_columns(literals)
     computed = plan.stages.apply(full).with_columns(plan.exprs).collect(engine=_ENGINE, optimizations=_AS_WRITTEN)
-    # Narrow before filtering: the computed frame holds every stage, and a filter copies them all.
-    if keep:
-        memos = [pl.col(k).alias(m) for k, m, _ in plan.memos]
-        tails.put(ids, computed.select(*rows.columns, *memos, "_r").filter(pl.col("_r") < keep).drop("_r"))
     cum_cols = [f"k{c}_{j}" for c, kinds in enumerate(cum_kinds) for j in range(len(kinds))]
-    if cum_cols:
-        leaving = computed.select(RUN, *cum_cols, "_r").filter(pl.col("_r") >= keep)
-        _fold_cumulative(leaving, runs, classes, cum_kinds)
     outputs = [f"{x}{c}" for c in range(len(classes)) for x in "cvt"]
-    new = computed.select(RUN, STEP, TIME, *outputs, "_new").filter(pl.col("_new"))
+    if per_run:
+        # Narrow before filtering: the computed frame holds every stage, and a filter copies them all.
+        if keep:
+            memos = [pl.col(k).alias(m) for k, m, _ in plan.memos]
+            tails.put(ids, computed.select(*rows.columns, *memos, "_r").filter(pl.col("_r") < keep).drop("_r"))
+        if cum_cols:
+            leaving = computed.select(RUN, *cum_cols, "_r").filter(pl.col("_r") >= keep)
+            _fold_cumulative(leaving, runs, classes, cum_kinds)
+        new = computed.select(RUN, STEP, TIME, *outputs, "_new").filter(pl.col("_new"))
+    else:
+        # One run (replay, one file): its tail is the last `keep` rows and its new rows the last
+        # rows.height, so the frames are cut by slicing Series: an eager select or filter plans
+        # a query of its own (~0.1-0.3 ms), the most of a small pass's cost.
+        n, cut = computed.height, max(0, computed.height - keep)
+        if keep:
+            tails.put(ids, _columns(computed, [*((c, c) for c in rows.columns),
+                                               *((k, m) for k, m, _ in plan.memos)], cut))
+        if cum_cols and cut:
+            _fold_one(_columns(computed, [(c, c) for c in cum_cols], 0, cut), runs, classes, cum_kinds)
+        new = _columns(computed, [(c, c) for c in (RUN, STEP, TIME, *outputs)], n - rows.height)
 
     # Most alerts are quiet: no true record and nothing carried means no transition, so the
     # state machine runs only for the classes that can change in some run.
-    any_true = new.select(pl.col(f"c{c}").fill_null(False).any() for c in range(len(classes))).row(0)
+    any_true = [_any(new.get_column(f"c{c}")) for c in range(len(classes))]
     busy = set().union(*(run.busy for run in runs.values()))
     live = [c for c in range(len(classes)) if any_true[c] or classes[c] in busy]
     if not live:
@@ -193,6 +212,13 @@ def run_pass(rows: pl.DataFrame, runs: dict[int, object], classes: list[tuple], 
         for c in live:
             run.set_carry(classes[c], alert.advance(run.instances[classes[c]].carry, row, f"m{c}_"))
     return hits
+
+
+def _columns(frame: pl.DataFrame, names: list[tuple[str, str]], start: int,
+             end: int | None = None) -> pl.DataFrame:
+    """Rows start:end of the columns (name, as name) of a frame, built from Series slices."""
+    length = (frame.height if end is None else end) - start
+    return pl.DataFrame([frame.get_column(c).slice(start, length).alias(a) for c, a in names])
 
 
 def _positions(per_run: bool) -> list[pl.Expr]:
@@ -214,21 +240,25 @@ def _params(runs: dict, classes: list, plan: Plan, engine) -> tuple[list[pl.Expr
     key = (tuple(runs), engine.vars_epoch)
     if plan.vars_cache.get("key") != key:  # variables change rarely: built once for these runs
         merged = [engine.run_vars(run) for run in runs.values()]
-        plan.vars_cache = {"key": key, "cols": {
-            f"_v{c}:{name}": [v.get(name, default) if v.get(name) is not None else default for v in merged]
-            for c, rule in enumerate(plan.rules) for name, default in rule.vars.items()}}
-    cols: dict[str, list] = dict(plan.vars_cache["cols"])
-    schema: dict = {k: F64 for k in cols}
+        cols = {f"_v{c}:{name}": [v.get(name, default) if v.get(name) is not None else default for v in merged]
+                for c, rule in enumerate(plan.rules) for name, default in rule.vars.items()}
+        same = {k for k, values in cols.items() if len(set(values)) == 1}
+        # The literals too (building a pl.lit costs ~10 us: dozens of them per group and pass).
+        plan.vars_cache = {"key": key, "lits": [pl.lit(cols[k][0], dtype=F64).alias(k) for k in same],
+                           "varying": {k: v for k, v in cols.items() if k not in same}}
+    literals = list(plan.vars_cache["lits"])
+    varying = dict(plan.vars_cache["varying"])
+    schema: dict = {k: F64 for k in varying}
     for c, kinds in enumerate(plan.cum_kinds):
         if kinds:
             insts = [run.instances[classes[c]] for run in runs.values()]
         for j, kind in enumerate(kinds):
-            key = f"_k{c}_{j}"
-            schema[key] = pl.Boolean if kind == "any" else F64
-            cols[key] = [i.cum[j] if j < len(i.cum) else None for i in insts]
-    same = {k for k, values in cols.items() if len(set(values)) == 1}
-    literals = [pl.lit(cols[k][0], dtype=schema[k]).alias(k) for k in same]
-    varying = {k: v for k, v in cols.items() if k not in same}
+            key, dtype = f"_k{c}_{j}", pl.Boolean if kind == "any" else F64
+            values = [i.cum[j] if j < len(i.cum) else None for i in insts]
+            if len(set(values)) == 1:
+                literals.append(pl.lit(values[0], dtype=dtype).alias(key))
+            else:
+                varying[key], schema[key] = values, dtype
     if not varying:
         return literals, None
     frame = pl.DataFrame({RUN: list(runs), **varying}, schema={RUN: pl.Int64, **{k: schema[k] for k in varying}})
@@ -273,6 +303,25 @@ def _fold_cumulative(leaving: pl.DataFrame, runs: dict, classes: list, cum_kinds
                 cum += [None] * (j + 1 - len(cum))
             cum[j] = value if cum[j] is None else op(cum[j], value)
 
+
+def _any(flags: pl.Series) -> bool:
+    """Whether a condition column holds a true record (nulls are not; an all-null literal
+    condition has dtype Null). Series.any is direct; fill_null would plan a query."""
+    return flags.dtype == pl.Boolean and flags.any() is True
+
+
+def _fold_one(leaving: pl.DataFrame, runs: dict, classes: list, cum_kinds: list) -> None:
+    """_fold_cumulative for one run: one select of the aggregates, no group_by."""
+    (run,) = runs.values()
+    cols = [(c, j, kind) for c, kinds in enumerate(cum_kinds) for j, kind in enumerate(kinds)]
+    values = leaving.select(_AGG[kind](pl.col(f"k{c}_{j}")).alias(f"k{c}_{j}") for c, j, kind in cols).row(0)
+    for (c, j, kind), value in zip(cols, values):
+        if value is None:
+            continue
+        cum = run.instances[classes[c]].cum
+        if len(cum) <= j:
+            cum += [None] * (j + 1 - len(cum))
+        cum[j] = value if cum[j] is None else _COMBINE[kind](cum[j], value)
 
 # How a carried value takes in a newer one (never None: skipped before).
 _COMBINE = {"min": min, "max": max, "any": lambda a, b: bool(a or b), "first": lambda a, b: a}

@@ -380,7 +380,12 @@ def _rows(columns: tuple[str, ...], frame: pl.DataFrame) -> pl.DataFrame | None:
     """The records of a batch on which every series of a group has a value, or None."""
     if not all(c in frame.columns for c in columns):
         return None  # a series of the group is absent from this whole batch
-    rows = frame.select(RUN, STEP, TIME, *[pl.col(c).cast(F64) for c in columns])
-    if any(rows[c].null_count() for c in columns):
-        rows = rows.filter(pl.all_horizontal(pl.col(c).is_not_null() for c in columns))
-    return rows if rows.height else None
+    # Series by Series (an eager select or filter plans a query: ~0.1-0.3 ms, per group per pass).
+    series = [frame.get_column(RUN), frame.get_column(STEP), frame.get_column(TIME),
+              *(frame.get_column(c).cast(F64) for c in columns)]
+    if any(s.null_count() for s in series[3:]):
+        present = series[3].is_not_null()
+        for s in series[4:]:
+            present = present & s.is_not_null()
+        series = [s.filter(present) for s in series]
+    return pl.DataFrame(series) if series[0].len() else None

@@ -5,14 +5,24 @@ import json
 import math
 import random
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from alertd.parse import make_parser
+from alertd.parse import many, make_parser
 from alertd.parse.detect import AutoParser
 from alertd.parse.jsonl import JsonlParser
 from alertd.parse.many import feed_many
+
+
+@pytest.fixture(autouse=True, scope="module")
+def joined_from_one_item():
+    """The joined read even for one item (the daemon feeds fewer than MIN_JOINED one by one,
+    where that is cheaper): these tests are about the joined read's results."""
+    default, many.MIN_JOINED = many.MIN_JOINED, 1
+    yield
+    many.MIN_JOINED = default
 
 
 def state(parser) -> tuple:
@@ -154,6 +164,18 @@ def test_items_beyond_schema_inference_and_unterminated_data_go_one_by_one():
     items = [(0, long), (1, b'{"loss": 1}'), (1, b'\n{"loss": 2}\n'), (2, b'{"loss": 1}\r\n')]
     got = assert_same_as_one_by_one(["jsonl"] * 3, items)
     assert got[0].frame["late"].drop_nulls().to_list() == [2.0]
+
+
+def test_a_few_items_are_fed_one_by_one(monkeypatch):
+    monkeypatch.setattr(many, "MIN_JOINED", 4)
+    lone_feeds = []
+    real_feed = JsonlParser.feed
+    monkeypatch.setattr(JsonlParser, "feed", lambda self, data: lone_feeds.append(self) or real_feed(self, data))
+    parsers = [JsonlParser() for _ in range(4)]
+    got = feed_many([(p, b'{"loss": 1}\n') for p in parsers[:3]])
+    assert len(lone_feeds) == 3 and [g.frame.rows() for g in got] == [[(1, 1, 1.0)]] * 3
+    feed_many([(p, b'{"loss": 2}\n') for p in parsers])
+    assert len(lone_feeds) == 3  # four items: one joined read
 
 
 def test_nothing_to_parse():

@@ -353,15 +353,19 @@ def _stack(frames: list[pl.DataFrame], ids: list[int], untimed: list[int],
     order = [k for ks in by_columns.values() for k in ks]
     parts = [_vertical([frames[k] for k in ks]) for ks in by_columns.values()]
     batch = parts[0] if len(parts) == 1 else pl.concat(parts, how="diagonal_relaxed")
-    run = pl.Series(RUN, [ids[k] for k in order], dtype=pl.Int64).repeat_by(
-        pl.Series([frames[k].height for k in order])).explode() \
-        if len(frames) > 1 else pl.repeat(ids[0], batch.height, dtype=pl.Int64, eager=True).alias(RUN)
-    batch = batch.with_columns(run)
+    if len(frames) > 1:
+        run = pl.Series(RUN, [ids[k] for k in order], dtype=pl.Int64).repeat_by(
+            pl.Series([frames[k].height for k in order])).explode()
+    else:  # one run (one file, replay): a constant column, without planning a query
+        run = pl.Series(RUN, ids, dtype=pl.Int64).new_from_index(0, batch.height)
+    batch = batch.hstack([run]) if RUN not in batch.columns else batch.with_columns(run)
     if untimed:
-        arrival = pl.lit(now, dtype=F64)
-        time = arrival if TIME not in batch.columns else \
-            pl.when(pl.col(RUN).is_in(untimed)).then(arrival).otherwise(pl.col(TIME))
-        batch = batch.with_columns(time.alias(TIME))
+        if TIME not in batch.columns:
+            batch = batch.hstack([pl.Series(TIME, [now], dtype=F64).new_from_index(0, batch.height)])
+        else:
+            arrival = pl.lit(now, dtype=F64)
+            time = pl.when(pl.col(RUN).is_in(untimed)).then(arrival).otherwise(pl.col(TIME))
+            batch = batch.with_columns(time.alias(TIME))
     return batch, order
 
 

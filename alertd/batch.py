@@ -200,6 +200,17 @@ def run_pass(rows: pl.DataFrame, runs: dict[int, object], classes: list[tuple], 
     live = [c for c in range(len(classes)) if any_true[c] or classes[c] in busy]
     if not live:
         return []
+    if per_run:
+        # Likewise per run: a run with no true record and no pending or firing instance of these
+        # classes keeps its carry (only its count of false records would move, which matters
+        # only while firing, and a true record restarts it). One NaN in one of 500 files then
+        # runs the machine over that file's rows, not over every file's.
+        keys = {classes[c] for c in live}
+        moving = set(new.filter(pl.any_horizontal(pl.col(f"c{c}") for c in live))[RUN].to_list())
+        moving |= {rid for rid, run in runs.items() if run.busy & keys}
+        if len(moving) < len(runs):
+            runs = {rid: run for rid, run in runs.items() if rid in moving}
+            new = new.filter(pl.col(RUN).is_in(list(moving)))
     states = new.lazy().join(_carries(runs, classes, rules, live, engine).lazy(), on=RUN, how="left",
                              maintain_order="left")
     for level in range(len(plan.machines[live[0]])):

@@ -8,10 +8,20 @@
 
 The torch probe is `alertd.probe.Probe` (imports torch only when used).
 """
-from alertd.evaluate import Engine
-from alertd.parse import make_parser
-from alertd.record import AlertEvent, Parsed
-from alertd.rules.rulefile import RuleError, load_rules
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 __all__ = ["AlertEvent", "Engine", "Parsed", "RuleError", "load_rules", "make_parser"]
+
+# Imported on first use (PEP 562), so that importing a submodule does not import polars: the
+# command line sizes polars' thread pool (alertd.launch) before polars is first imported.
+_WHERE = {"Engine": "alertd.evaluate", "make_parser": "alertd.parse", "AlertEvent": "alertd.record",
+          "Parsed": "alertd.record", "RuleError": "alertd.rules.rulefile", "load_rules": "alertd.rules.rulefile"}
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(f"module 'alertd' has no attribute {name!r}")

@@ -1,5 +1,5 @@
 import sys
 
-from alertd.cli import main
+from alertd.launch import main
 
 sys.exit(main())

@@ -190,7 +190,7 @@ def run_pass(rows: pl.DataFrame, runs: dict[int, object], classes: list[tuple], 
             tails.put(ids, _columns(computed, [*((c, c) for c in rows.columns),
                                                *((k, m) for k, m, _ in plan.memos)], cut))
         if cum_cols and cut:
-            _fold_one(_columns(computed, [(c, c) for c in cum_cols], 0, cut), runs, classes, cum_kinds)
+            _fold_cumulative(_columns(computed, [(c, c) for c in cum_cols], 0, cut), runs, classes, cum_kinds)
         new = _columns(computed, [(c, c) for c in (RUN, STEP, TIME, *outputs)], n - rows.height)
 
     # Most alerts are quiet: no true record and nothing carried means no transition, so the
@@ -302,9 +302,13 @@ def _fold_cumulative(leaving: pl.DataFrame, runs: dict, classes: list, cum_kinds
     cols = [(c, j, kind) for c, kinds in enumerate(cum_kinds) for j, kind in enumerate(kinds)]
     if not cols or leaving.height == 0:
         return
-    aggs = leaving.group_by(RUN).agg(_AGG[kind](pl.col(f"k{c}_{j}")).alias(f"k{c}_{j}") for c, j, kind in cols)
+    aggs = [_AGG[kind](pl.col(f"k{c}_{j}")).alias(f"k{c}_{j}") for c, j, kind in cols]
+    if len(runs) == 1:  # one run (its rows may lack `_run`): one select, no group_by
+        per_run = [(next(iter(runs)), *leaving.select(aggs).row(0))]
+    else:
+        per_run = leaving.group_by(RUN).agg(aggs).iter_rows()
     combine = [_COMBINE[kind] for _, _, kind in cols]
-    for rid, *values in aggs.iter_rows():
+    for rid, *values in per_run:
         instances = runs[rid].instances
         for (c, j, _), value, op in zip(cols, values, combine):
             if value is None:
@@ -320,19 +324,6 @@ def _any(flags: pl.Series) -> bool:
     condition has dtype Null). Series.any is direct; fill_null would plan a query."""
     return flags.dtype == pl.Boolean and flags.any() is True
 
-
-def _fold_one(leaving: pl.DataFrame, runs: dict, classes: list, cum_kinds: list) -> None:
-    """_fold_cumulative for one run: one select of the aggregates, no group_by."""
-    (run,) = runs.values()
-    cols = [(c, j, kind) for c, kinds in enumerate(cum_kinds) for j, kind in enumerate(kinds)]
-    values = leaving.select(_AGG[kind](pl.col(f"k{c}_{j}")).alias(f"k{c}_{j}") for c, j, kind in cols).row(0)
-    for (c, j, kind), value in zip(cols, values):
-        if value is None:
-            continue
-        cum = run.instances[classes[c]].cum
-        if len(cum) <= j:
-            cum += [None] * (j + 1 - len(cum))
-        cum[j] = value if cum[j] is None else _COMBINE[kind](cum[j], value)
 
 # How a carried value takes in a newer one (never None: skipped before).
 _COMBINE = {"min": min, "max": max, "any": lambda a, b: bool(a or b), "first": lambda a, b: a}

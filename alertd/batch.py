@@ -180,7 +180,8 @@ def run_pass(rows: pl.DataFrame, runs: dict[int, object], classes: list[tuple], 
         if cum_cols:
             leaving = computed.select(RUN, *cum_cols, "_r").filter(pl.col("_r") >= keep)
             _fold_cumulative(leaving, runs, classes, cum_kinds)
-        new = computed.select(RUN, STEP, TIME, *outputs, "_new").filter(pl.col("_new"))
+        new = computed.select(RUN, STEP, TIME, *outputs, "_new").filter(pl.col("_new")) if prior is not None \
+            else _columns(computed, [(c, c) for c in (RUN, STEP, TIME, *outputs)], 0)  # no tail: all new
     else:
         # One run (replay, one file): its tail is the last `keep` rows and its new rows the last
         # rows.height, so the frames are cut by slicing Series: an eager select or filter plans

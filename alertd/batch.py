@@ -53,10 +53,13 @@ class Plan:
     machines: list[list[list[pl.Expr]]]
     memos: list[tuple[str, str, object]]  # (output column, memo column kept in tails, dtype)
     vars_cache: dict = field(default_factory=dict)  # the variables of the runs of the last pass
-    memo_nulls: list[pl.Expr] = field(default_factory=list)  # a null column per memo (new tails)
+    # Built once from `memos` (a pl.col or pl.lit costs ~10 us; a pass would build them per group):
+    memo_nulls: list[pl.Expr] = field(init=False)  # a null column per memo, for runs new to a tail
+    memo_keep: list[pl.Expr] = field(init=False)   # each memo's output column as its tail column
 
     def __post_init__(self) -> None:
         self.memo_nulls = [pl.lit(None, dtype).alias(m) for _, m, dtype in self.memos]
+        self.memo_keep = [pl.col(k).alias(m) for k, m, _ in self.memos]
 
 
 class Tails:
@@ -175,8 +178,7 @@ def run_pass(rows: pl.DataFrame, runs: dict[int, object], classes: list[tuple], 
     if per_run:
         # Narrow before filtering: the computed frame holds every stage, and a filter copies them all.
         if keep:
-            memos = [pl.col(k).alias(m) for k, m, _ in plan.memos]
-            tails.put(ids, computed.select(*rows.columns, *memos, "_r").filter(pl.col("_r") < keep).drop("_r"))
+            tails.put(ids, computed.select(*rows.columns, *plan.memo_keep, "_r").filter(pl.col("_r") < keep).drop("_r"))
         if cum_cols:
             leaving = computed.select(RUN, *cum_cols, "_r").filter(pl.col("_r") >= keep)
             _fold_cumulative(leaving, runs, classes, cum_kinds)

@@ -229,5 +229,4 @@ def _with_step(raw: pl.DataFrame) -> pl.DataFrame:
         return pl.DataFrame([*(s for s in raw.get_columns() if s.name not in drop), step.alias(STEP_COL)])
     if steps:
         raw = raw.with_columns(step_expr(steps).alias(STEP_COL))
-    drop = [c for c in raw.columns if (c in STEP_KEYS or c in RESERVED) and c != LINE]
-    return raw.drop(drop)
+    return raw.drop(list(drop))

@@ -9,7 +9,6 @@ import argparse
 import importlib
 import sys
 import tempfile
-import threading
 from importlib import resources
 from pathlib import Path
 
@@ -129,13 +128,11 @@ def cmd_run(args) -> int:
         except ValueError as e:
             return _fail(str(e))
         outbox_dir = str(Path(args.state_dir) / "outbox") if args.state_dir else None
-        # A PNG of the tripping series goes with each notification where matplotlib is installed.
+        # A PNG of the tripping series goes with each notification where Pillow is installed.
         from alertd.report import plot
         pictures = str(Path(args.state_dir) / "pictures") if args.state_dir else tempfile.mkdtemp(prefix="alertd-")
         delivery = Delivery(Outbox(outbox_dir, plot.with_picture(sink.send, pictures),
                                    base_backoff=args.retry_base, max_backoff=args.retry_max))
-        # Not a daemon thread: interpreter shutdown must not run while matplotlib is mid-draw.
-        threading.Thread(target=plot.warm_up, name="alertd-plot-warm-up").start()
         policy = Policy(repeat_interval=args.repeat_interval or None, storm_limit=args.storm_limit,
                         storm_window=args.storm_window, group_by_run=not args.no_group,
                         silences=Silences(args.state_dir), routes=routes,

@@ -1,9 +1,10 @@
 """A small PNG of the series that tripped a rule: its lead-up, the threshold and the firing point.
 
-Needs matplotlib (the optional extra `report`); without it `render_event` returns None and the
-notification goes out without a picture.
+Drawn with Pillow (the optional extra `report`): a line chart needs lines, text and a PNG encoder,
+which Pillow has in ~5 MB, where matplotlib with numpy adds ~50 MB to a daemon that otherwise
+holds ~95. Without Pillow `render_event` returns None and the notification goes out as text.
 
-    path = render_event(event, "/tmp/alertd-pics")       # None: no points, or no matplotlib
+    path = render_event(event, "/tmp/alertd-pics")       # None: no points, or no Pillow
     sink.send(event, attach=path)
     send = with_picture(sink.send, "/tmp/alertd-pics")   # the same, as an Outbox send function
 """
@@ -21,26 +22,24 @@ from alertd.record import FIRING, AlertEvent
 
 log = logging.getLogger(__name__)
 
-WIDTH, HEIGHT, DPI = 640, 320, 100
+WIDTH, HEIGHT = 640, 320
 SERIES_COLOR = "#1f77b4"     # the series
 THRESHOLD_COLOR = "#d62728"  # the limit the value was compared with
 FIRING_COLOR = "#ff7f0e"     # the point where the alert fired
 RESOLVED_COLOR = "#2ca02c"   # ... or resolved
+GRID_COLOR, AXIS_COLOR, TEXT_COLOR = "#dddddd", "#555555", "#222222"
+# The plot area inside the picture: room for y tick labels on the left, the title on top, x tick
+# labels and the x label below.
+LEFT, RIGHT, TOP, BOTTOM = 64, 14, 28, 44
 
 
 def available() -> bool:
-    """True when matplotlib can be imported (the `report` extra is installed)."""
+    """True when Pillow can be imported (the `report` extra is installed)."""
     try:
-        import matplotlib  # noqa: F401
+        import PIL.ImageDraw  # noqa: F401  (the import is the check)
     except ImportError:
         return False
     return True
-
-
-def warm_up() -> None:
-    """Import matplotlib and draw once, so the first notification does not pay ~1 s for it."""
-    if available():
-        render_png([(0, 0.0), (1, 1.0)], 0.5, 1, "warm-up")
 
 
 def title_of(event: AlertEvent) -> str:
@@ -50,44 +49,95 @@ def title_of(event: AlertEvent) -> str:
     return f"{event.rule} · {run}" + (f" · {series}" if series else "")
 
 
+def nice_ticks(lo: float, hi: float, most: int = 6) -> list[float]:
+    """Round tick values (1, 2 or 5 times a power of ten apart) inside [lo, hi], at most `most`."""
+    raw = (hi - lo) / max(most - 1, 1)
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    first = math.ceil(lo / step - 1e-9)
+    return [round(k * step, 12) for k in range(first, math.floor(hi / step + 1e-9) + 1)]
+
+
+def _span(values: Sequence[float]) -> tuple[float, float]:
+    """The range to draw: the data's, padded by 5%; a flat or empty series gets a unit range."""
+    if not values:
+        return 0.0, 1.0
+    lo, hi = min(values), max(values)
+    if hi - lo < 1e-12 * max(1.0, abs(hi)):
+        pad = max(abs(hi) * 0.1, 1.0)
+        return lo - pad, hi + pad
+    pad = (hi - lo) * 0.05
+    return lo - pad, hi + pad
+
+
+def _label(v: float) -> str:
+    return f"{v:.4g}"
+
+
 def render_png(points: Sequence[tuple[int, float]], threshold: float | None, mark_step: int | None,
                title: str, subtitle: str = "", mark_color: str = FIRING_COLOR,
                size: tuple[int, int] = (WIDTH, HEIGHT)) -> bytes:
     """PNG bytes of a line plot of (step, value) points, a threshold line and a marked step."""
-    # The object API with an Agg canvas, not pyplot: no global figure registry, safe in any thread.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from PIL import Image, ImageDraw, ImageFont
 
-    fig = Figure(figsize=(size[0] / DPI, size[1] / DPI), dpi=DPI)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
+    width, height = size
+    img = Image.new("RGB", size, "white")
+    draw = ImageDraw.Draw(img)
+    small, big = ImageFont.load_default(size=11), ImageFont.load_default(size=13)
+    x0, x1, y0, y1 = LEFT, width - RIGHT, TOP, height - BOTTOM   # the plot area, y0 at the top
     steps = [s for s, _ in points]
-    # Non-finite values leave a gap in the line (matplotlib skips NaN) and get a tick at the top.
-    values = [v if math.isfinite(v) else math.nan for _, v in points]
-    ax.set_axisbelow(True)  # grid lines under the data and the threshold
-    ax.plot(steps, values, color=SERIES_COLOR, linewidth=1.5, zorder=2)
-    bad = [s for s, v in points if not math.isfinite(v)]
-    if bad:
-        ax.plot(bad, [1.0] * len(bad), "|", color=THRESHOLD_COLOR, markersize=10,
-                transform=ax.get_xaxis_transform(), zorder=3)
-    if threshold is not None and math.isfinite(threshold):
-        ax.axhline(threshold, color=THRESHOLD_COLOR, linewidth=2, zorder=3,
-                   label=f"threshold {threshold:.4g}")
-        ax.legend(loc="upper left", fontsize=8, frameon=False)
+    finite = [v for _, v in points if math.isfinite(v)]
+    show_threshold = threshold is not None and math.isfinite(threshold)
+    slo, shi = (min(steps), max(steps)) if steps else (0, 1)
+    if slo == shi:
+        slo, shi = slo - 1, shi + 1
+    vlo, vhi = _span(finite + ([threshold] if show_threshold else []))
+
+    def px(step: float) -> float:
+        return x0 + (step - slo) / (shi - slo) * (x1 - x0)
+
+    def py(value: float) -> float:
+        return y1 - (value - vlo) / (vhi - vlo) * (y1 - y0)
+
+    for v in nice_ticks(vlo, vhi):
+        y = py(v)
+        draw.line([(x0, y), (x1, y)], fill=GRID_COLOR)
+        draw.text((x0 - 6, y), _label(v), fill=TEXT_COLOR, font=small, anchor="rm")
+    for s in nice_ticks(slo, shi):
+        x = px(s)
+        draw.line([(x, y0), (x, y1)], fill=GRID_COLOR)
+        draw.text((x, y1 + 6), _label(s), fill=TEXT_COLOR, font=small, anchor="mt")
+    draw.rectangle([x0, y0, x1, y1], outline=AXIS_COLOR)
+    # Non-finite values break the line and get a tick at the top of the plot area.
+    run: list[tuple[float, float]] = []
+    for s, v in list(points) + [(0, math.nan)]:
+        if math.isfinite(v):
+            run.append((px(s), py(v)))
+            continue
+        if len(run) > 1:
+            draw.line(run, fill=SERIES_COLOR, width=2, joint="curve")
+        elif run:
+            draw.point(run, fill=SERIES_COLOR)
+        run = []
+    for s, v in points:
+        if not math.isfinite(v):
+            draw.line([(px(s), y0), (px(s), y0 + 10)], fill=THRESHOLD_COLOR, width=2)
+    if show_threshold:
+        y = py(threshold)
+        draw.line([(x0, y), (x1, y)], fill=THRESHOLD_COLOR, width=2)
+        draw.text((x0 + 8, y0 + 6), f"threshold {threshold:.4g}", fill=THRESHOLD_COLOR, font=small)
     if mark_step is not None:
-        by_step = dict(points)
-        value = by_step.get(mark_step)
+        value = dict(points).get(mark_step)
         if value is not None and math.isfinite(value):
-            ax.plot([mark_step], [value], "o", color=mark_color, markersize=10, zorder=4)
+            x, y = px(mark_step), py(value)
+            draw.ellipse([x - 5, y - 5, x + 5, y + 5], fill=mark_color)
         else:  # the value itself is NaN/inf: mark the step instead
-            ax.axvline(mark_step, color=mark_color, linewidth=2, zorder=4)
-    ax.set_title(title, fontsize=10)
-    ax.set_xlabel("step" + (f"   ({subtitle})" if subtitle else ""), fontsize=8)
-    ax.tick_params(labelsize=8)
-    ax.grid(True, color="#dddddd", linewidth=0.5)
-    fig.tight_layout()
+            draw.line([(px(mark_step), y0), (px(mark_step), y1)], fill=mark_color, width=2)
+    draw.text(((x0 + x1) / 2, y0 - 8), title, fill=TEXT_COLOR, font=big, anchor="ms")
+    draw.text(((x0 + x1) / 2, height - 6), "step" + (f"   ({subtitle})" if subtitle else ""),
+              fill=TEXT_COLOR, font=small, anchor="md")
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI)  # no bbox_inches="tight": it would change the size
+    img.save(buf, format="PNG", optimize=False)
     return buf.getvalue()
 
 
@@ -100,7 +150,7 @@ def _file_name(event: AlertEvent) -> str:
 
 
 def render_event(event: AlertEvent, directory: str) -> str | None:
-    """Write the event's picture into directory; its path, or None (no points, no matplotlib)."""
+    """Write the event's picture into directory; its path, or None (no points, no Pillow)."""
     if not event.points or not available():
         return None
     value = "?" if event.value is None else f"{event.value:.6g}"

@@ -119,6 +119,32 @@ def _resolver(cls: int, binding: dict[str, str], var_names: set[str]):
     return resolve
 
 
+def any_true(members: list, columns: tuple[str, ...]) -> pl.Expr | None:
+    """For a group whose rules read only the record at hand (no window, no cumulative value,
+    no variable): whether any record of a batch holding its series makes a condition true, as
+    one aggregate expression over the batch; None for any other group. With no true record and
+    no instance pending or firing, a pass over the group changes nothing (run_pass's quiet
+    case), so the engine checks many such groups in one select instead of a pass each."""
+    def resolve(node: Name) -> pl.Expr:
+        if not node.quoted and node.name == "step":
+            return pl.col(STEP).cast(F64)
+        if node.quoted or node.name not in rule.vars:
+            return pl.col(binding[node.name]).cast(F64)
+        raise LookupError(node.name)  # a variable: its value is per run
+    conds = []
+    for inst in members:
+        rule, binding, stages = inst.rule, inst.binding, Stages()
+        try:
+            comp = compile_rule(rule.cond, rule.value, resolve, "_q", rule.threshold, stages)
+        except LookupError:
+            return None
+        if stages.names or comp.cum_inputs:
+            return None
+        conds.append(comp.cond)
+    present = pl.all_horizontal(pl.col(c).is_not_null() for c in columns)
+    return (pl.any_horizontal(conds) & present).fill_null(False).any()
+
+
 def memo_prefix(key: tuple) -> str:
     """Names of the memo columns of an instance (rule name, binding): stable across restarts, so
     they are saved with the tails, and name the rule, so a changed rule's are dropped."""

@@ -22,7 +22,7 @@ import polars as pl
 from alertd.record import FIRING, RESERVED, RESOLVED, STEP, TIME, AlertEvent, Parsed
 from alertd.rules import alert, template
 from alertd.rules.alert import Carry
-from alertd.batch import Plan, Tails, make_plan, run_pass
+from alertd.batch import Plan, Tails, any_true, make_plan, run_pass
 from alertd.stacking import group_rows, stack
 from alertd.rules.compile import RUN
 from alertd.rules.rulefile import Rule, RuleSet
@@ -56,6 +56,8 @@ class Group:
     long: bool = False  # its windows look back LONG_WINDOW records or more (may wait: Engine.long_every)
     keep: int = 0  # records of the series each run keeps (Engine.tails) for windows to look back
     members: list[Instance] = field(default_factory=list)
+    # batch.any_true of the members (None: not row-local), with the member count it was built for
+    quick: tuple[int, pl.Expr | None] = (0, None)
 
     @property
     def key(self) -> tuple:
@@ -217,7 +219,10 @@ class Engine:
             ids = list(by_id)
             for k, step in zip(order, batch[STEP].gather([e - 1 for e in ends]).to_list()):
                 by_id[ids[k]][1].last_step = step
+            quiet = self._quiet_groups(batch, by_id)
             for key, group in self._groups.items():  # a group absent from the batch has no rows
+                if key in quiet:
+                    continue
                 rows = group_rows(group.columns, batch)
                 if rows is None:
                     continue
@@ -227,6 +232,24 @@ class Engine:
                     events += self._evaluate(group, rows, by_id, now)
         events.sort(key=lambda e: (e.run, e.step, e.state != RESOLVED, e.rule))
         return events
+
+    def _quiet_groups(self, batch: pl.DataFrame, by_id: dict) -> set[tuple]:
+        """Keys of the row-local groups (batch.any_true) that this batch leaves as they are: no
+        record makes a condition true and no run of the batch has one of their instances
+        pending or firing. One select over the batch for all of them (the pack's NonFiniteMetric
+        alone is a group per metric: a pass each costs more than the check)."""
+        busy = set().union(*(run.busy for _, run in by_id.values()))
+        checks = {}
+        for key, group in self._groups.items():
+            if group.quick[0] != len(group.members):
+                group.quick = (len(group.members), any_true(group.members, group.columns))
+            if (group.quick[1] is not None and not group.long and all(c in batch.columns for c in group.columns)
+                    and not any((i.rule.name, tuple(sorted(i.binding.items()))) in busy for i in group.members)):
+                checks[key] = group.quick[1]
+        if len(checks) < 2:
+            return set()  # one group: its own pass costs about what the check would
+        flags = batch.select(e.alias(str(k)) for k, e in enumerate(checks.values())).row(0)
+        return {key for key, hit in zip(checks, flags) if not hit}
 
     def _longest_wait(self) -> float:
         """A bound on how long records wait (long-window groups take turns, one per pass): what

@@ -299,3 +299,48 @@ def test_records_waiting_for_a_long_window_survive_a_restart(after):
     got += second.feed("run", Parsed(df.slice(290)), now=2.0)
     got += second.flush(now=3.0)
     assert sorted(map(key, got)) == whole
+
+
+def test_row_local_groups_skipped_when_quiet_give_the_events_of_each_run_alone(tmp_path, monkeypatch):
+    # Groups whose rules read only the record at hand are checked for a true record in one
+    # select over the batch and skipped when quiet; a run firing (keep_firing) or going back to
+    # finite values must still get each event it gets alone.
+    text = """\
+    series:
+      metric: ["*"]
+    groups:
+      - name: g
+        rules:
+          - alert: NonFinite
+            expr: not_finite(metric)
+            keep_firing_for_steps: 3
+          - alert: Big
+            expr: metric > 100
+    """
+    rs = ruleset(tmp_path, text)
+    frames = {}
+    for r, bad in enumerate([(), (5,), (6, 14), ()]):
+        x = [math.nan if s in bad else float(s) for s in range(24)]
+        y = [1000.0 if (r, s) == (3, 20) else 1.0 for s in range(24)]
+        frames[f"run{r}"] = pl.DataFrame({STEP: list(range(24)), LINE: list(range(1, 25)), "x": x, "y": y})
+    alone = []
+    for name, df in frames.items():
+        engine = Engine(rs, {})
+        for a in range(0, 24, 3):
+            alone += engine.feed(name, Parsed(df.slice(a, 3)), now=0.0)
+    skipped = []
+    original = Engine._quiet_groups
+
+    def quiet_groups(self, batch, by_id):
+        got = original(self, batch, by_id)
+        skipped.append(got)
+        return got
+    monkeypatch.setattr(Engine, "_quiet_groups", quiet_groups)
+    together, engine = [], Engine(rs, {})
+    for a in range(0, 24, 3):
+        together += engine.feed_many({n: Parsed(df.slice(a, 3)) for n, df in frames.items()}, now=0.0)
+    key = lambda e: (e.run, e.step, e.rule, e.state, tuple(sorted(e.labels.items())))  # noqa: E731
+    assert sorted(map(key, together)) == sorted(map(key, alone))
+    assert {(e.run, e.rule, e.state) for e in alone} >= {("run1", "NonFinite", "firing"), ("run1", "NonFinite", "resolved"),
+                                                          ("run2", "NonFinite", "firing"), ("run3", "Big", "firing")}
+    assert any(skipped) and not all(skipped)  # quiet passes skipped, busy ones evaluated

@@ -336,16 +336,18 @@ def _fold_cumulative(leaving: pl.DataFrame, runs: dict, classes: list, cum_kinds
         per_run = [(next(iter(runs)), *leaving.select(aggs).row(0))]
     else:
         per_run = leaving.group_by(RUN).agg(aggs).iter_rows()
-    combine = [_COMBINE[kind] for _, _, kind in cols]
+    # A loop over hundreds of runs per pass: the keys and combining functions looked up once.
+    spec = [(classes[c], j, _COMBINE[kind]) for c, j, kind in cols]
     for rid, *values in per_run:
         instances = runs[rid].instances
-        for (c, j, _), value, op in zip(cols, values, combine):
+        for (key, j, op), value in zip(spec, values):
             if value is None:
                 continue
-            cum = instances[classes[c]].cum
+            cum = instances[key].cum
             if len(cum) <= j:
                 cum += [None] * (j + 1 - len(cum))
-            cum[j] = value if cum[j] is None else op(cum[j], value)
+            old = cum[j]
+            cum[j] = value if old is None else op(old, value)
 
 
 def _any(flags: pl.Series) -> bool:

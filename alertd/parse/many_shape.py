@@ -31,6 +31,7 @@ class ItemShape:
 
     objects: list[dict[str, Any]]
     leaves: list[str]
+    plain: bool = False  # flat lines holding no true/false/list: any value reads back (most items)
 
 
 def shapes_of(items: list[tuple[bytes, int]]) -> list[ItemShape | None]:
@@ -82,13 +83,16 @@ def _shape(objects: list[Any], data: bytes) -> ItemShape | None:
         leaves = _flatten(tree, "", [])
     except (_Unpredictable, RecursionError):  # deep lines go to polars' guard and json.loads
         return None
-    return ItemShape(objects, leaves) if len(leaves) == len(set(leaves)) else None
+    if len(leaves) != len(set(leaves)):
+        return None
+    plain = not nested and b"true" not in data and b"false" not in data and b"[" not in data
+    return ItemShape(objects, leaves, plain)
 
 
 def reads_back(shape: ItemShape, strings: frozenset[str]) -> bool:
     """False when a batch String column (`strings`) holds, for this item, only values a lone
     feed would have read as something else (booleans, objects, lists)."""
-    if not strings:
+    if not strings or shape.plain:
         return True
     seen_str: set[str] = set()
     seen_other: set[str] = set()

@@ -68,6 +68,8 @@ class Follower:
         self._offset = 0       # bytes handed out in this generation
         self._lines = 0        # b"\n" handed out in this generation
         self._head = b""       # first bytes of this generation, to notice a rewrite in place
+        self._fp_of: tuple[bytes, int] | None = None  # (head, length) the fingerprint below is of
+        self._fp = ""
         self._size = -1        # size at the last look, to skip work when nothing changed
         self._reset = False    # the next chunk with data starts a new generation
         self._skipping = False  # dropping the rest of a line longer than max_chunk
@@ -239,7 +241,10 @@ class Follower:
         """What has been handed out (never what was read ahead), for checkpoints."""
         dev, ino = self._ident or (0, 0)
         n = min(HEAD_BYTES, self._offset)
-        return Position(dev, ino, self._offset, fingerprint(self._head[:n]), self._lines)
+        # A hash of the head once per change, not per call: commit() asks every pass, per file.
+        if self._fp_of is None or self._fp_of[0] is not self._head or self._fp_of[1] != n:
+            self._fp_of, self._fp = (self._head, n), fingerprint(self._head[:n])
+        return Position(dev, ino, self._offset, self._fp, self._lines)
 
     @property
     def is_open(self) -> bool:

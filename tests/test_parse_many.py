@@ -123,6 +123,27 @@ def test_many_files_of_a_few_lines_like_the_live_daemon(monkeypatch):
     assert len(lone_feeds) == 60  # the one-by-one side only: feed_many read them all together
 
 
+@pytest.mark.parametrize("late, reads", [
+    (b'{"loss": NaN, "lr": Infinity}\n{"loss": -Infinity, "lr": 1}\n', 1),  # keys seen before row 100
+    (b'{"loss": 1, "gn": NaN}\n', 2),            # a key first seen past row 100: the second read
+    (b'{"loss": "warmup"}\n', 2),                # a real string past row 100: likewise
+    (b'{"loss": "warmup"}\n{"loss": NaN}\n', 1),  # ... unless a NaN makes the key String anyway
+    (b'{"loss": NaN, "note": "a \\"NaN\\""}\n', 2),  # a quoted NaN inside a string: no guess
+])
+def test_non_finite_values_past_the_first_100_rows_read_once_where_they_can(monkeypatch, late, reads):
+    # 30 files of 4 lines, then one with NaN/Infinity (or strings) past row 100: a 100-row
+    # inference reads those keys as String only when told, and reading twice costs twice.
+    items = [(k, b"".join(b'{"loss": %d.5, "lr": 0.1}\n' % (k * 4 + i) for i in range(4))) for k in range(30)]
+    items.append((30, late))
+    calls = []
+    real = many.pl.read_ndjson
+    monkeypatch.setattr(many.pl, "read_ndjson", lambda *a, **k: calls.append(k) or real(*a, **k))
+    got = assert_same_as_one_by_one(["jsonl"] * 31, items)
+    # The one-by-one side reads too (one read per item, 31): the batch's reads come on top.
+    assert len(calls) - 31 == reads
+    assert got[0].frame.height == 4
+
+
 def test_the_same_parser_several_times_keeps_line_numbers_and_ordinals():
     items = [(0, b'{"loss": 1}\n{"loss": 2}\n'), (1, b'{"step": 7, "loss": 1}\n'), (0, b'{"loss": 3}\n'),
              (0, b'{"lr": 0.1}\n{"loss": 4, "lr": 0.2}\n')]

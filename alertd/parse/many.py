@@ -158,7 +158,7 @@ def _read_group(group: list[_Job], shapes: dict[int, ItemShape]) -> tuple[pl.Dat
     body = _quote_nonfinite(data, scan)
     leaves = set().union(*(shapes[j.index].leaves for j in group))
     try:
-        df = _read_all_keys(body, leaves)
+        df = _read_all_keys(body, leaves, _nonfinite_keys(body, scan.newlines))
         if df.height != scan.newlines or df.width == 0:
             return None  # whitespace-only lines skipped, or no keys at all
         flat, _ = _leaves(df)
@@ -176,11 +176,37 @@ def _read_group(group: list[_Job], shapes: dict[int, ItemShape]) -> tuple[pl.Dat
         return None
 
 
-def _read_all_keys(body: bytes, leaves: set[str]) -> pl.DataFrame:
-    """read_ndjson with schema inference over 100 rows, or over all where that missed a key
-    the decoded lines hold (or read one too narrowly: polars then raises)."""
+_NONFINITE = (b'"NaN"', b'"Infinity"', b'"-Infinity"')  # as _quote_nonfinite writes them
+
+
+def _nonfinite_keys(body: bytes, lines: int) -> dict[str, pl.DataType]:
+    """The keys of flat lines that hold a quoted NaN/Infinity, as String: what inferring over
+    every row gives them, where inferring over 100 rows fails at the first one past row 100
+    (then a second read infers over all: twice the work, in most passes over busy files with a
+    NaN somewhere). {} where that cannot be told from the bytes at hand."""
+    if body.count(b"{") != lines or b"true" in body or b"false" in body or b"[" in body:
+        return {}  # nested objects, braces in strings, booleans or lists (their supertypes differ)
+    keys: dict[str, pl.DataType] = {}
+    for token in _NONFINITE:
+        at = body.find(token)
+        while at != -1:
+            colon = body.rfind(b":", 0, at)
+            close = body.rfind(b'"', 0, colon)
+            start = body.rfind(b'"', 0, close)
+            key = body[start + 1:close]
+            if body[colon + 1:at].strip() or body[close + 1:colon].strip() or b"\\" in key or start < 0:
+                return {}  # not `"key": "NaN"` (in a list, or a string that holds it)
+            keys[key.decode(errors="replace")] = pl.String
+            at = body.find(token, at + len(token))
+    return keys
+
+
+def _read_all_keys(body: bytes, leaves: set[str], strings: dict[str, pl.DataType]) -> pl.DataFrame:
+    """read_ndjson with schema inference over 100 rows (the `strings` keys read as String), or
+    over all where that missed a key the decoded lines hold (or read one too narrowly, or a
+    `strings` key is not in the first 100 rows: polars then raises)."""
     try:
-        df = pl.read_ndjson(body)
+        df = pl.read_ndjson(body, schema_overrides=strings or None)
         if {e.meta.output_name() for e in _leaves(df)[0]} >= leaves:
             return df
     except Exception:

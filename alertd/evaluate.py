@@ -78,19 +78,24 @@ class RunState:
     last_step: int | None = None
     stale: dict[str, Carry] = field(default_factory=dict)
     records: int = 0
-    recent: deque = field(default_factory=deque)  # (arrival, batch): >= PLOT_POINTS records (plots)
+    # (arrival, pass frame, first row, rows): its latest records in the frames of the passes that
+    # brought them, >= PLOT_POINTS records (plots). A row range rather than a slice of its own:
+    # 500 busy runs times ~40 passes kept (see Engine._longest_wait) made 20,000 small frames,
+    # ~100 MB of per-column overhead; the pass frames are shared.
+    recent: deque = field(default_factory=deque)
     recent_rows: int = 0
     busy: set = field(default_factory=set)  # keys of instances pending or firing (their carry matters)
     known: set = field(default_factory=lambda: set(RESERVED))  # its columns and the reserved ones
 
-    def remember(self, frame: pl.DataFrame, now: float, hold: float = 0.0) -> None:
-        """Keep the latest batches for plots, dropping whole old ones (no copying per batch); also
-        every batch of the last `hold` seconds (records waiting for long windows plot their lead-up)."""
-        self.recent.append((now, frame))
-        self.recent_rows += frame.height
-        while (len(self.recent) > 1 and self.recent_rows - self.recent[0][1].height >= PLOT_POINTS
+    def remember(self, frame: pl.DataFrame, first: int, rows: int, now: float, hold: float = 0.0) -> None:
+        """Keep the latest batches (rows first..first+rows of a pass's frame) for plots, dropping
+        whole old ones (no copying per batch); also every batch of the last `hold` seconds
+        (records waiting for long windows plot their lead-up)."""
+        self.recent.append((now, frame, first, rows))
+        self.recent_rows += rows
+        while (len(self.recent) > 1 and self.recent_rows - self.recent[0][3] >= PLOT_POINTS
                and self.recent[0][0] <= now - hold):
-            self.recent_rows -= self.recent.popleft()[1].height
+            self.recent_rows -= self.recent.popleft()[3]
 
     def set_carry(self, key: tuple, carry: Carry) -> None:
         self.instances[key].carry = carry
@@ -99,11 +104,11 @@ class RunState:
     def lead_up(self, column: str, step: int) -> tuple:
         """(step, value) of a series over the PLOT_POINTS records up to `step`."""
         # Series by Series: a select per kept batch would plan a query each (~0.1 ms).
-        frames = [f for _, f in self.recent if column in f.columns]
-        if not frames:
+        parts = [(f, a, n) for _, f, a, n in self.recent if column in f.columns]
+        if not parts:
             return ()
-        steps = pl.concat([f.get_column(STEP) for f in frames])
-        values = pl.concat([f.get_column(column).cast(F64) for f in frames])
+        steps = pl.concat([f.get_column(STEP).slice(a, n) for f, a, n in parts])
+        values = pl.concat([f.get_column(column).slice(a, n).cast(F64) for f, a, n in parts])
         keep = (steps <= step) & values.is_not_null()
         steps, values = steps.filter(keep).tail(PLOT_POINTS), values.filter(keep).tail(PLOT_POINTS)
         return tuple(zip(steps.to_list(), values.to_list()))
@@ -210,15 +215,16 @@ class Engine:
                 untimed.append(run.id)
             by_id[run.id] = (run_name, run)
             events += self._stale_resolved(run_name, run, frame, now)
-            run.remember(frame, now, hold)
             run.records += frame.height
             run.last_time = now
         if frames:
             batch, order = stack(frames, list(by_id), untimed, now)
             ends = list(itertools.accumulate(frames[k].height for k in order))
             ids = list(by_id)
-            for k, step in zip(order, batch[STEP].gather([e - 1 for e in ends]).to_list()):
-                by_id[ids[k]][1].last_step = step
+            for k, end, step in zip(order, ends, batch[STEP].gather([e - 1 for e in ends]).to_list()):
+                run = by_id[ids[k]][1]
+                run.last_step = step
+                run.remember(batch, end - frames[k].height, frames[k].height, now, hold)
             quiet = self._quiet_groups(batch, by_id)
             for key, group in self._groups.items():  # a group absent from the batch has no rows
                 if key in quiet:

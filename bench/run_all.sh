@@ -2,7 +2,7 @@
 # Reproduces the README "Performance" table: every bench script in turn, never two at once
 # (they would share the cores they measure). Output: the tables on stdout, a copy in
 # bench/run/run_all-<mode>.txt and each script's raw figures in bench/run/*.json.
-#   bench/run_all.sh --quick    # ~10 min (10^5/10^6 rows, short windows, 1 run per cell)
+#   bench/run_all.sh --quick    # ~13 min (10^5/10^6 rows, short windows, 1 run per cell)
 #   bench/run_all.sh            # ~60 min (60 s windows, 3 runs per cell, 300 onsets)
 #   bench/run_all.sh --full     # + the 10^7-row replay (~1.6 GB in bench/run/data/) (~80 min)
 # Each script stops what it started by PID on exit, error and INT/TERM; this trap stops the

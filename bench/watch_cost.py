@@ -4,15 +4,17 @@ records injected into random files (NonFiniteMetric's firing event on stdout).
 
 One writer process (bench/writer.py) appends to all files on an absolute schedule. After a
 warm-up, CPU (utime+stime from /proc/PID/stat, children included) is read at the start and the
-end of the measured window; peak RSS is VmHWM at its end. Baseline in the same run, on the same
+end of the measured window; peak RSS is VmHWM at its end. The warm-up is 30 s or more: what
+alertd keeps per run (plot lead-ups, records waiting for long windows, their look-back) fills
+up over the first ~30 s at 10 records/s, so a shorter run would read the RSS before its peak. Baseline in the same run, on the same
 workload: `tail -n +1 -F` on the same files (the floor of following them at all), and the
 writer's own CPU (the cost of producing the lines in Python). Each alertd figure is the median
 over --runs runs.
 
 Targets (issue 7), 500 files: < 25% of one core, < 300 MB RSS, p99 onset latency < 1 s.
 
-    python bench/watch_cost.py --quick     # 5 s warm-up, 15 s window, 1 run  (~2.5 min)
-    python bench/watch_cost.py             # 10 s warm-up, 60 s window, 3 runs (~15 min)
+    python bench/watch_cost.py --quick     # 30 s warm-up, 15 s window, 1 run  (~4 min)
+    python bench/watch_cost.py             # 30 s warm-up, 60 s window, 3 runs (~20 min)
 """
 from __future__ import annotations
 
@@ -136,7 +138,7 @@ def main() -> int:
     bl.install_cleanup()
     info = bl.machine()
     bl.print_machine(info)
-    warm, window = (5.0, 15.0) if a.quick else (10.0, 60.0)
+    warm, window = (30.0, 15.0) if a.quick else (30.0, 60.0)
     runs = a.runs or (1 if a.quick else 3)
     work = bl.work_dir("watch", keep=a.keep)
     rows, results, checks = [], [], []

@@ -56,8 +56,9 @@ class Group:
     long: bool = False  # its windows look back LONG_WINDOW records or more (may wait: Engine.long_every)
     keep: int = 0  # records of the series each run keeps (Engine.tails) for windows to look back
     members: list[Instance] = field(default_factory=list)
-    # batch.any_true of the members (None: not row-local), with the member count it was built for
-    quick: tuple[int, pl.Expr | None] = (0, None)
+    # batch.any_true of the members (None: not row-local) and their instance keys, with the
+    # member count they were built for
+    quick: tuple[int, pl.Expr | None, list[tuple]] = (0, None, [])
 
     @property
     def key(self) -> tuple:
@@ -248,10 +249,12 @@ class Engine:
         checks = {}
         for key, group in self._groups.items():
             if group.quick[0] != len(group.members):
-                group.quick = (len(group.members), any_true(group.members, group.columns))
-            if (group.quick[1] is not None and not group.long and all(c in batch.columns for c in group.columns)
-                    and not any((i.rule.name, tuple(sorted(i.binding.items()))) in busy for i in group.members)):
-                checks[key] = group.quick[1]
+                group.quick = (len(group.members), any_true(group.members, group.columns),
+                               [(i.rule.name, tuple(sorted(i.binding.items()))) for i in group.members])
+            _, check, keys = group.quick
+            if (check is not None and not group.long and all(c in batch.columns for c in group.columns)
+                    and busy.isdisjoint(keys)):
+                checks[key] = check
         if len(checks) < 2:
             return set()  # one group: its own pass costs about what the check would
         flags = batch.select(e.alias(str(k)) for k, e in enumerate(checks.values())).row(0)

@@ -195,3 +195,12 @@ def test_scan_counts_nulls_as_python_and_polars_write_them():
     for sep in ((", ", ": "), (",", ":")):
         line = json.dumps({f"k{i}": v for i, v in enumerate(values)}, separators=sep).encode()
         assert Scan(line).nulls() == 2  # k0 and x; the null in [None] follows no colon
+
+
+def test_keys_polars_reads_as_patterns_are_left_out():
+    # `*` and `^...$` name no column in a polars query (a wildcard, a regex): kept, they would
+    # select other columns; no rule could name them either. Found by test_json_values_any_shape.
+    data = b'{}\n{"*": false}\n{"^a$": 1, "a": 2}\n{"b": "x"}\n{"*": 3, "step": 9}\n{"a": 5, "step": 12}\n'
+    r = make_parser("jsonl").feed(data)
+    assert r.frame.columns == [STEP, LINE, "a"]
+    assert r.frame.rows() == [(1, 3, 2.0), (12, 6, 5.0)]

@@ -166,8 +166,9 @@ def test_key_orders_types_and_strings_that_differ_between_files():
              (2, b'{"a": 1}\n{"c": 1, "a": 2}\n'),                                     # merge order
              (3, b'{"x": true}\n'), (4, b'{"x": "s"}\n'), (5, b'{"x": 1.5}\n'),        # bool / str / num
              (6, b'{"n": {"p": 1}}\n{"n": {"q": 2, "p": 3}}\n'),                       # nested merge
-             (7, b'{"loss": NaN, "v": Infinity}\n{"loss": -Infinity, "v": 2}\n')]     # non-finite
-    got = assert_same_as_one_by_one(["jsonl"] * 8, items)
+             (7, b'{"loss": NaN, "v": Infinity}\n{"loss": -Infinity, "v": 2}\n'),    # non-finite
+             (8, b'{"*": 1, "loss": 2}\n{"^l$": 3, "loss": 4}\n')]                   # polars patterns
+    got = assert_same_as_one_by_one(["jsonl"] * 9, items)
     assert got[1].frame.columns == ["_step", "_line", "b", "a"]
     assert got[3].frame["x"].to_list() == [1.0]
     assert math.isnan(got[7].frame["loss"][0])

@@ -66,6 +66,12 @@ def step_expr(names: list[str]) -> pl.Expr:
     return pl.coalesce(cols) if len(cols) > 1 else cols[0]
 
 
+def _pattern(name: str) -> bool:
+    """A key polars reads as a pattern wherever a column is named (`*`, `^...$`): no rule could
+    name it, and every query would select other columns with it. Left out of the frame."""
+    return name == "*" or (len(name) > 1 and name.startswith("^") and name.endswith("$"))
+
+
 def finalize(raw: pl.DataFrame, ordinal_base: int) -> pl.DataFrame:
     """Shape a raw batch (LINE, optional STEP_COL, metric columns of any dtype) into the contract.
 
@@ -73,7 +79,7 @@ def finalize(raw: pl.DataFrame, ordinal_base: int) -> pl.DataFrame:
     (1, 2, 3, ... counted from `ordinal_base`).
     """
     metrics = [name for name, dtype in raw.schema.items()
-               if name not in RESERVED and name != STEP_COL and holds_numbers(dtype)]
+               if name not in RESERVED and name != STEP_COL and holds_numbers(dtype) and not _pattern(name)]
     if not metrics or raw.height == 0:
         return Parsed.empty().frame
     casts = [raw.get_column(m).cast(pl.Float64, strict=False) for m in metrics]
@@ -85,20 +91,20 @@ def finalize(raw: pl.DataFrame, ordinal_base: int) -> pl.DataFrame:
             range(ordinal_base + 1, ordinal_base + 1 + raw.height), dtype=pl.Int64)
         keep = [c for c in casts if c.null_count() < raw.height]
         return pl.DataFrame([step.alias(STEP), raw.get_column(LINE).cast(pl.Int64), *keep])
-    step = pl.col(STEP_COL) if explicit is not None else pl.lit(None, dtype=pl.Int64)
-    ordinal = pl.int_range(1, pl.len() + 1, dtype=pl.Int64) + ordinal_base
-    df = (raw.lazy()
-          .select(pl.col(LINE).cast(pl.Int64), step.cast(pl.Int64).alias(STEP_COL),
-                  *(pl.col(m).cast(pl.Float64, strict=False) for m in metrics))
-          .filter(pl.any_horizontal(pl.col(metrics).is_not_null()))
-          .select(pl.coalesce(pl.col(STEP_COL), ordinal).alias(STEP), pl.col(LINE), *metrics)
-          .collect(engine="in-memory", optimizations=_AS_WRITTEN))
-    # A column all null in this batch says nothing: drop it (parsers are sparse anyway).
-    empty = [m for m in metrics if df.get_column(m).null_count() == df.height]
-    return df.drop(empty) if empty else df
+    # Rows with a metric, by Series too (one query less).
+    present = casts[0].is_not_null()
+    for c in casts[1:]:
+        present = present | c.is_not_null()
+    kept = int(present.sum())
+    ordinal = pl.Series(range(ordinal_base + 1, ordinal_base + 1 + kept), dtype=pl.Int64)
+    step = ordinal if explicit is None else explicit.filter(present)
+    if explicit is not None and step.null_count():
+        step = step.zip_with(step.is_not_null(), ordinal)
+    columns = [c.filter(present) for c in casts]
+    # A column all null in this batch says nothing: left out (parsers are sparse anyway).
+    return pl.DataFrame([step.alias(STEP), raw.get_column(LINE).cast(pl.Int64).filter(present),
+                         *(c for c in columns if c.null_count() < kept)])
 
-
-_AS_WRITTEN = pl.QueryOptFlags.none()  # a plan this small costs more to optimise than to run
 
 
 def flatten(obj: dict[str, Any], prefix: str = "", out: dict[str, Any] | None = None,

@@ -37,9 +37,9 @@ def rgb(hex_color: str) -> tuple[int, int, int]:
 def pixels_of(path: str, color: str, tol: int = 12) -> list[tuple[int, int]]:
     """(x, y) of every pixel within tol of color."""
     img = Image.open(path).convert("RGB")
-    want, width = rgb(color), img.size[0]
-    return [(i % width, i // width) for i, px in enumerate(img.getdata())
-            if all(abs(a - b) <= tol for a, b in zip(px, want))]
+    (r, g, b), width, raw = rgb(color), img.size[0], img.tobytes()  # RGB bytes, row by row
+    return [(i // 3 % width, i // 3 // width) for i in range(0, len(raw), 3)
+            if abs(raw[i] - r) <= tol and abs(raw[i + 1] - g) <= tol and abs(raw[i + 2] - b) <= tol]
 
 
 def threshold_rows(path: str) -> list[int]:

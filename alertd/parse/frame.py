@@ -106,7 +106,6 @@ def finalize(raw: pl.DataFrame, ordinal_base: int) -> pl.DataFrame:
                          *(c for c in columns if c.null_count() < kept)])
 
 
-
 def flatten(obj: dict[str, Any], prefix: str = "", out: dict[str, Any] | None = None,
             depth: int = 0) -> dict[str, Any]:
     """Flatten nested dicts with '/' (`{"a": {"b": 1}}` -> `{"a/b": 1}`); first key wins."""

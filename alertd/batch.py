@@ -125,21 +125,14 @@ def any_true(members: list, columns: tuple[str, ...]) -> pl.Expr | None:
     one aggregate expression over the batch; None for any other group. With no true record and
     no instance pending or firing, a pass over the group changes nothing (run_pass's quiet
     case), so the engine checks many such groups in one select instead of a pass each."""
-    def resolve(node: Name) -> pl.Expr:
-        if not node.quoted and node.name == "step":
-            return pl.col(STEP).cast(F64)
-        if node.quoted or node.name not in rule.vars:
-            return pl.col(binding[node.name]).cast(F64)
-        raise LookupError(node.name)  # a variable: its value is per run
     conds = []
     for inst in members:
-        rule, binding, stages = inst.rule, inst.binding, Stages()
-        try:
-            comp = compile_rule(rule.cond, rule.value, resolve, "_q", rule.threshold, stages)
-        except LookupError:
-            return None
-        if stages.names or comp.cum_inputs:
-            return None
+        rule, stages = inst.rule, Stages()
+        comp = compile_rule(rule.cond, rule.value, _resolver(0, inst.binding, set(rule.vars)), "_q",
+                            rule.threshold, stages)
+        reads = comp.cond.meta.root_names()
+        if stages.names or comp.cum_inputs or any(name.startswith("_v0:") for name in reads):
+            return None  # a window, a cumulative value or a variable (its value is per run)
         conds.append(comp.cond)
     present = pl.all_horizontal(pl.col(c).is_not_null() for c in columns)
     return (pl.any_horizontal(conds) & present).fill_null(False).any()

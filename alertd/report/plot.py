@@ -19,6 +19,7 @@ import re
 from typing import Callable, Sequence
 
 from alertd.record import FIRING, AlertEvent
+from alertd.report.axes import fmt, nice_ticks, value_range
 
 log = logging.getLogger(__name__)
 
@@ -49,31 +50,6 @@ def title_of(event: AlertEvent) -> str:
     return f"{event.rule} · {run}" + (f" · {series}" if series else "")
 
 
-def nice_ticks(lo: float, hi: float, most: int = 6) -> list[float]:
-    """Round tick values (1, 2 or 5 times a power of ten apart) inside [lo, hi], at most `most`."""
-    raw = (hi - lo) / max(most - 1, 1)
-    power = 10 ** math.floor(math.log10(raw))
-    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
-    first = math.ceil(lo / step - 1e-9)
-    return [round(k * step, 12) for k in range(first, math.floor(hi / step + 1e-9) + 1)]
-
-
-def _span(values: Sequence[float]) -> tuple[float, float]:
-    """The range to draw: the data's, padded by 5%; a flat or empty series gets a unit range."""
-    if not values:
-        return 0.0, 1.0
-    lo, hi = min(values), max(values)
-    if hi - lo < 1e-12 * max(1.0, abs(hi)):
-        pad = max(abs(hi) * 0.1, 1.0)
-        return lo - pad, hi + pad
-    pad = (hi - lo) * 0.05
-    return lo - pad, hi + pad
-
-
-def _label(v: float) -> str:
-    return f"{v:.4g}"
-
-
 def render_png(points: Sequence[tuple[int, float]], threshold: float | None, mark_step: int | None,
                title: str, subtitle: str = "", mark_color: str = FIRING_COLOR,
                size: tuple[int, int] = (WIDTH, HEIGHT)) -> bytes:
@@ -91,7 +67,8 @@ def render_png(points: Sequence[tuple[int, float]], threshold: float | None, mar
     slo, shi = (min(steps), max(steps)) if steps else (0, 1)
     if slo == shi:
         slo, shi = slo - 1, shi + 1
-    vlo, vhi = _span(finite + ([threshold] if show_threshold else []))
+    drawn = finite + ([threshold] if show_threshold else [])
+    vlo, vhi = value_range(min(drawn), max(drawn)) if drawn else (0.0, 1.0)
 
     def px(step: float) -> float:
         return x0 + (step - slo) / (shi - slo) * (x1 - x0)
@@ -102,11 +79,11 @@ def render_png(points: Sequence[tuple[int, float]], threshold: float | None, mar
     for v in nice_ticks(vlo, vhi):
         y = py(v)
         draw.line([(x0, y), (x1, y)], fill=GRID_COLOR)
-        draw.text((x0 - 6, y), _label(v), fill=TEXT_COLOR, font=small, anchor="rm")
+        draw.text((x0 - 6, y), fmt(v), fill=TEXT_COLOR, font=small, anchor="rm")
     for s in nice_ticks(slo, shi):
         x = px(s)
         draw.line([(x, y0), (x, y1)], fill=GRID_COLOR)
-        draw.text((x, y1 + 6), _label(s), fill=TEXT_COLOR, font=small, anchor="mt")
+        draw.text((x, y1 + 6), fmt(s), fill=TEXT_COLOR, font=small, anchor="mt")
     draw.rectangle([x0, y0, x1, y1], outline=AXIS_COLOR)
     # Non-finite values break the line and get a tick at the top of the plot area.
     run: list[tuple[float, float]] = []

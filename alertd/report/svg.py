@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 from html import escape
 
+from alertd.report.axes import fmt, value_range
 from alertd.report.collect import Episode, Series
 
 W, H = 520, 160
@@ -17,23 +18,11 @@ def color(severity: str) -> str:
     return COLORS.get(severity, "#9467bd")
 
 
-def _fmt(v: float) -> str:
-    return f"{v:.4g}"
-
-
-def _range(lo: float, hi: float) -> tuple[float, float]:
-    if lo == hi:  # a constant series: give it some room instead of dividing by zero
-        pad = abs(lo) * 0.1 or 1.0
-        return lo - pad, hi + pad
-    pad = (hi - lo) * 0.05
-    return lo - pad, hi + pad
-
-
 def series_svg(run: str, s: Series, episodes: list[Episode], first: int, last: int) -> str:
     """An <svg class="series-plot"> of one series, its episodes shaded from firing to resolved."""
     values = [v for _, v in s.points]
     values += [e.threshold for e in episodes if e.threshold is not None and math.isfinite(e.threshold)]
-    lo, hi = _range(min(values), max(values)) if values else (0.0, 1.0)
+    lo, hi = value_range(min(values), max(values)) if values else (0.0, 1.0)
     x0, x1 = (first, last) if last > first else (first - 1, first + 1)
     pw, ph = W - LEFT - RIGHT, H - TOP - BOTTOM
 
@@ -75,7 +64,7 @@ def series_svg(run: str, s: Series, episodes: list[Episode], first: int, last: i
     for st in s.nonfinite:  # NaN/inf have no height: a red tick along the top edge
         out.append(f'<line class="nonfinite" x1="{x(st):.1f}" x2="{x(st):.1f}" y1="{TOP}" '
                    f'y2="{TOP + 6}" stroke="#d62728"/>')
-    last_v = "none" if s.last is None else _fmt(s.last)
+    last_v = "none" if s.last is None else fmt(s.last)
     out += [f'<text x="4" y="14" font-size="11" font-weight="bold">{escape(s.name)}</text>',
             f'<text x="{W - RIGHT}" y="14" font-size="10" text-anchor="end" fill="#555">'
             f'{s.count} records, last {last_v}'
@@ -83,10 +72,10 @@ def series_svg(run: str, s: Series, episodes: list[Episode], first: int, last: i
     if s.points:  # the data's own extremes, where they are drawn (the range has some padding)
         vmin, vmax = min(v for _, v in s.points), max(v for _, v in s.points)
         out += [f'<text x="{LEFT - 4}" y="{y(vmax) + 3:.1f}" font-size="9" text-anchor="end">'
-                f'{_fmt(vmax)}</text>']
+                f'{fmt(vmax)}</text>']
         if vmax != vmin:
             out += [f'<text x="{LEFT - 4}" y="{y(vmin) + 3:.1f}" font-size="9" text-anchor="end">'
-                    f'{_fmt(vmin)}</text>']
+                    f'{fmt(vmin)}</text>']
     out += [f'<text x="{LEFT}" y="{H - 6}" font-size="9">step {x0}</text>',
             f'<text x="{W - RIGHT}" y="{H - 6}" font-size="9" text-anchor="end">{x1}</text>',
             "</svg>"]

@@ -22,7 +22,8 @@ import polars as pl
 from alertd.record import FIRING, RESERVED, RESOLVED, STEP, TIME, AlertEvent, Parsed
 from alertd.rules import alert, template
 from alertd.rules.alert import Carry
-from alertd.batch import Plan, Tails, any_true, make_plan, run_pass
+from alertd.batch import Plan, any_true, make_plan, run_pass
+from alertd.tails import Tails
 from alertd.stacking import group_rows, stack
 from alertd.rules.compile import RUN
 from alertd.rules.rulefile import Rule, RuleSet

@@ -13,7 +13,8 @@ from typing import Any
 
 import polars as pl
 
-from alertd.batch import Tails, memo_rule
+from alertd.batch import memo_rule
+from alertd.tails import Tails
 from alertd.evaluate import Engine, RunState
 from alertd.record import STEP, TIME
 from alertd.rules.compile import RUN

@@ -5,6 +5,7 @@ import json
 import math
 import pathlib
 import subprocess
+import time
 import sys
 
 import pytest
@@ -435,3 +436,121 @@ def test_read_keeps_order_of_mixed_items():
     assert read(scalars, vectors) == [1.5, 2.0, 3.0, 4.0, 5.0, 6, 7, 8]
     assert _flat(scalars, vectors).tolist() == [1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]
     assert read([], []) == []
+
+
+def _step(model, opt, probe, labels=None):
+    y = labels if labels is not None else torch.randint(0, C, (4,))
+    loss = nn.functional.cross_entropy(model(torch.randn(4, 8)), y)
+    loss.backward()
+    probe.step(loss=loss, labels=y)
+    opt.step()
+    opt.zero_grad()
+
+
+def _steps_in(path):
+    return [r["step"] for r in split([json.loads(x) for x in path.read_text().splitlines()])[2]]
+
+
+def test_records_within_hold_s_wait_for_the_first_step_past_it(tmp_path):
+    path = tmp_path / "p.jsonl"
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    probe = Probe(model, opt, path=str(path), every=1, hold_s=0.3)
+    _step(model, opt, probe)  # the first record goes out with the preflight, at once
+    assert _steps_in(path) == [1]
+    for _ in range(3):
+        _step(model, opt, probe)  # within 0.3 s of that write: held
+    assert _steps_in(path) == [1]
+    time.sleep(0.35)
+    _step(model, opt, probe)  # past hold_s: it and the held ones, in order
+    assert _steps_in(path) == [1, 2, 3, 4, 5]
+    probe.close()
+    assert _steps_in(path) == [1, 2, 3, 4, 5]
+
+
+def test_held_records_are_written_when_training_stops_stepping(tmp_path):
+    path = tmp_path / "p.jsonl"
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    probe = Probe(model, opt, path=str(path), every=1, hold_s=0.2)
+    for _ in range(4):
+        _step(model, opt, probe)
+    assert _steps_in(path) == [1]
+    deadline = time.monotonic() + 5
+    while _steps_in(path) != [1, 2, 3, 4] and time.monotonic() < deadline:
+        time.sleep(0.05)  # a hang, an evaluation: the probe's thread writes them after 2 * hold_s
+    assert _steps_in(path) == [1, 2, 3, 4]
+    probe.close()
+
+
+def test_hold_s_zero_writes_every_record_at_once(tmp_path):
+    path = tmp_path / "p.jsonl"
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    probe = Probe(model, opt, path=str(path), every=1, hold_s=0)
+    for s in range(1, 6):
+        _step(model, opt, probe)
+        assert _steps_in(path) == list(range(1, s + 1))
+    probe.close()
+
+
+def test_held_records_keep_their_step_s_labels_and_tensor_lr(tmp_path):
+    # A loop that fills one label buffer in place, and a tensor lr a scheduler writes in place:
+    # records read steps later must still show their own step's values.
+    path = tmp_path / "p.jsonl"
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=torch.tensor(0.1))
+    sched = torch.optim.lr_scheduler.StepLR(opt, 1, gamma=0.5)
+    probe = Probe(model, opt, path=str(path), every=1, num_classes=C, hold_s=60)
+    y = torch.zeros(4, dtype=torch.long)
+    for s in range(1, 7):
+        y.fill_(s % C)
+        _step(model, opt, probe, labels=y)
+        sched.step()
+    assert _steps_in(path) == [1]  # the rest held
+    probe.close()
+    recs = split([json.loads(x) for x in path.read_text().splitlines()])[2]
+    assert [r["labels/min"] for r in recs] == [s % C for s in range(1, 7)]
+    assert [r["labels/max"] for r in recs] == [s % C for s in range(1, 7)]
+    assert [r["lr"] for r in recs] == pytest.approx([0.1 * 0.5 ** s for s in range(6)])
+
+
+def test_held_records_reach_the_file_when_a_script_ends_on_an_error(tmp_path):
+    path = tmp_path / "p.jsonl"
+    script = f"""
+import torch
+from torch import nn
+from alertd.probe import Probe
+model = nn.Linear(8, {C})
+opt = torch.optim.SGD(model.parameters(), lr=0.01)
+probe = Probe(model, opt, path={str(path)!r}, every=1, hold_s=60)
+for _ in range(5):
+    nn.functional.cross_entropy(model(torch.randn(4, 8)), torch.randint(0, {C}, (4,))).backward()
+    opt.step(); opt.zero_grad()
+raise SystemExit("training failed")  # no probe.close()
+"""
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "training failed" in r.stderr
+    assert _steps_in(path) == [1, 2, 3, 4, 5]
+
+
+def test_trainable_and_optimized_follow_unfreezing_and_added_param_groups(tmp_path):
+    # Fine-tuning schedules unfreeze a body and add its params to the optimizer mid-run: the
+    # counts of each record follow (the probe keeps them from step to step until they change).
+    path = tmp_path / "p.jsonl"
+    model = make_model()
+    model.body.requires_grad_(False)
+    opt = torch.optim.SGD(list(model.head.parameters()) + [model.scale], lr=0.01)
+    probe = Probe(model, opt, path=str(path), every=1, ratio_every=1, hold_s=0)
+    for s in range(1, 7):
+        if s == 3:
+            model.body.requires_grad_(True)  # trainable, not yet optimized: its update ratio is 0
+        if s == 5:
+            opt.add_param_group({"params": list(model.body.parameters())})
+        _step(model, opt, probe)
+    probe.close()
+    recs = split([json.loads(x) for x in path.read_text().splitlines()])[2]
+    assert [r["trainable/body"] for r in recs] == [0, 0, 2, 2, 2, 2]
+    assert [r["has_grad/body"] > 0 for r in recs] == [False, False, True, True, True, True]
+    assert [r["update_ratio/body"] > 0 for r in recs] == [False, False, False, False, True, True]
+    assert [r["lr/1"] if "lr/1" in r else None for r in recs] == [None] * 4 + [0.01, 0.01]

@@ -32,15 +32,19 @@ class LabelStats:
         # Boundary tensors are cached: building one on a GPU copies from the host.
         self._bounds: dict[tuple[torch.device, int | None], Tensor] = {}
 
-    def queue(self, labels: list[Tensor], num_classes: int | None) -> tuple[list[Tensor], int]:
-        """Device vectors for `decode`, and the number of labels (0: nothing queued)."""
+    def queue(self, labels: list[Tensor], num_classes: int | None,
+              own: bool = False) -> tuple[list[Tensor], int]:
+        """Device vectors for `decode`, and the number of labels (0: nothing queued). With `own`,
+        vectors that may be the caller's tensors are copies (their reading may come steps later,
+        after a loop that fills one label buffer in place has overwritten it)."""
         flat = [(y.argmax(-1) if y.is_floating_point() and y.dim() > 1 else y).reshape(-1) for y in labels]
         y = flat[0] if len(flat) == 1 else torch.cat([f.to(flat[0].device) for f in flat])
         n = y.numel()
         if n == 0:
             return [], 0
         if n <= HOST_LABELS:
-            return [y], n  # few labels: sent as they are in the record's one transfer, no device op
+            # Few labels: sent as they are in the record's one transfer, no device op.
+            return [y.clone() if own and len(flat) == 1 else y], n
         s = y.long().sort().values
         key = (s.device, num_classes)
         bounds = self._bounds.get(key)
@@ -55,13 +59,12 @@ class LabelStats:
     @staticmethod
     def decode(vals: list[float], n: int, num_classes: int | None) -> dict[str, int]:
         """The record's label fields from the host values of `queue`'s vectors."""
-        if n <= HOST_LABELS:
-            ys = [int(v) for v in vals]
-            lo, hi = min(ys), max(ys)
+        if n <= HOST_LABELS:  # the labels themselves (floats where a transfer stacked them)
+            lo, hi = int(min(vals)), int(max(vals))  # min, max and set run in C: no loop here
             top = num_classes if num_classes is not None else hi + 1
-            bad = 0 if lo >= 0 and hi < top else sum(1 for v in ys if v < 0 or v >= top)
+            bad = 0 if lo >= 0 and hi < top else sum(1 for v in vals if v < 0 or v >= top)
             return {"labels/min": lo, "labels/max": hi, "labels/out_of_range": bad,
-                    "labels/unique": len(set(ys))}
+                    "labels/unique": len(set(vals))}
         lo, hi, neg = int(vals[0]), int(vals[1]), int(vals[2])
         above = n - int(vals[3]) if num_classes is not None else 0
         k = 4 if num_classes is not None else 3

@@ -1,7 +1,9 @@
 """Probe: per-optimizer-step training metrics, written as JSONL for alertd's rules."""
 from __future__ import annotations
 
+import atexit
 import math
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,7 +13,9 @@ from torch import Tensor, nn
 from alertd.probe import fields
 from alertd.probe import groups as grouping
 from alertd.probe.arrivals import Arrivals
-from alertd.probe.reduce import SumSq, UpdateSumSq, read
+from alertd.probe.record import Measured, decode
+from alertd.probe.hold import RecordHold
+from alertd.probe.reduce import SumSq, UpdateSumSq
 from alertd.probe.writer import DEFAULT_PATH, JsonlWriter, rank_path
 
 _FOLD = 4096  # micro-batch losses kept before older ones are folded into a device count
@@ -20,6 +24,8 @@ _FOLD = 4096  # micro-batch losses kept before older ones are folded into a devi
 # the first step's set-up mistakes are the preflight's. Its copy of the parameters is the dear
 # part of a record (~10% of a memory-bound MLP step here): every 10 steps that alone is ~1%.
 RATIO_EVERY = 50
+# Records due within HOLD_S seconds of the last write wait for the next write (Probe's hold_s).
+HOLD_S = 1.0
 Value = fields.Value
 
 
@@ -63,21 +69,34 @@ class Probe:
     19 with ratio_every=1); a hold counting records waits ratio_every times longer.
     Pass ratio_every=1 to measure it on every written step.
 
+    hold_s (default HOLD_S = 1.0): a record due less than hold_s after the last write is held
+    and written with the next record due after that (their tensors read together, with one host
+    sync, and one write(2) for the lot): at every=1 on a fast model that takes the probe's host
+    work per step from ~300 us to ~125 us. Never held: the first step's records (the preflight)
+    and update-ratio records (they read buffers the next ratio step reuses). Held records keep
+    copies of the labels and of tensor LRs (a loop may refill one label buffer in place, and
+    schedulers write tensor LRs in place). When training stops stepping (a hang, an evaluation,
+    a script that never calls close()) a thread of the probe writes them 2 * hold_s after the
+    last write. A hard kill (SIGKILL, the OOM killer) can lose the last hold_s of records;
+    hold_s=0 writes every record at once.
+
     Cost: steps that are not measured do integer counting only (arrivals are counted just for
     the measured step and the one before it). A written step costs one read of the grads
     (per-parameter sums of squares: `torch.dot` for large CPU tensors, `_foreach_norm`
-    otherwise; reduce.SumSq), a stack and ONE host sync (on the CPU the values are read in
-    place: nothing to transfer); a ratio step adds a copy of the optimized parameters (taken in
-    the pre-hook of that step only) and one read of them and of the copy after the step
-    (reduce.UpdateSumSq: on the CPU the difference stays in cache). Sums per group are made on
-    the host, in float64, from per-parameter sums of squares. Memory: that copy, held from the
-    step's pre-hook to its post-hook only on accelerators, kept (reused) on the CPU.
+    otherwise; reduce.SumSq), and one host sync per write, for all the records it writes (on the
+    CPU the values are read in place: nothing to transfer); a ratio step adds a copy of the
+    optimized parameters (taken in the pre-hook of that step only) and one read of them and of
+    the copy after the step (reduce.UpdateSumSq: on the CPU the difference stays in cache). Sums
+    per group are made on the host, in float64, from per-parameter sums of squares. Memory: that
+    copy, held from the step's pre-hook to its post-hook only on accelerators, kept (reused) on
+    the CPU.
     """
 
     def __init__(self, model: nn.Module | None, optimizer: torch.optim.Optimizer,
                  path: str | None = None, every: int = 10, grad_accum: int | None = None,
                  num_classes: int | None = None, groups: Mapping[str, Any] | None = None,
-                 ratio_every: int | None = None, *, _late: bool = False) -> None:
+                 ratio_every: int | None = None, hold_s: float = HOLD_S, *,
+                 _late: bool = False) -> None:
         if every < 1:
             raise ValueError("every must be >= 1")
         if ratio_every is not None and ratio_every < 1:
@@ -93,6 +112,12 @@ class Probe:
         self.names = list(self.groups)
         self.params = [p for ps in self.groups.values() for p in ps]
         self.gidx = [g for g, ps in enumerate(self.groups.values()) for _ in ps]
+        ends = [0]
+        for ps in self.groups.values():
+            ends.append(ends[-1] + len(ps))
+        self._spans = list(zip(ends, ends[1:]))  # each group's slice of self.params
+        self._layout_key: tuple[list[bool], list[int]] | None = None
+        self._layout_val: tuple[list[int], list[int], list[int]] = ([], [], [])
         # Under DDP all-reduce writes grads in place, so only replaced grads count as resets.
         self.arrivals = Arrivals(self.params, check_version=self.world_size <= 1)
         self.path = rank_path(path or DEFAULT_PATH, self.rank, self.world_size)
@@ -112,6 +137,9 @@ class Probe:
         self._plans: dict[tuple[Any, ...], Any] = {}  # SumSq / UpdateSumSq per parameter subset
         self._bufs: dict[tuple[int, ...], list[Tensor]] = {}  # CPU snapshot buffers, see _snapshot
         self._capture = self._wants(1)
+        self.hold = RecordHold(self.writer, float(hold_s),
+                               lambda m, vals: decode(m, vals, self.names, self.gidx, self.num_classes))
+        atexit.register(self.close)  # held records reach the file when a script ends without close()
         self.arrivals.arm()  # the first measured step is the next one or the one after
         self._handles = [optimizer.register_step_pre_hook(self._on_pre),
                          optimizer.register_step_post_hook(self._on_post)]
@@ -188,25 +216,12 @@ class Probe:
             self._measure_pre(optimizer)
 
     def _measure_pre(self, optimizer: torch.optim.Optimizer) -> None:
-        G, gidx = len(self.names), self.gidx
-        has, trainable, unopt = [0] * G, [0] * G, [0] * G
-        optimized = {id(p) for pg in optimizer.param_groups for p in pg["params"]}
+        trainable, unopt, opt_idx = self._layout(optimizer)
         all_grads = [p.grad for p in self.params]
         count = self.arrivals.at_step(all_grads, self.steps)  # arrivals in the .grad the step uses
-        grads, gk, snap_idx = [], [], []
-        for k, p in enumerate(self.params):
-            g = gidx[k]
-            if p.requires_grad:
-                trainable[g] += 1
-                if id(p) in optimized:
-                    snap_idx.append(k)
-                else:
-                    unopt[g] += 1
-            grad = all_grads[k]
-            if grad is not None:
-                has[g] += count[k]
-                grads.append(grad)
-                gk.append(k)
+        has = [sum(count[a:b]) for a, b in self._spans]  # count is 0 where .grad is None
+        gk = [k for k, g in enumerate(all_grads) if g is not None]
+        grads = [all_grads[k] for k in gk]
         lr_t: list[tuple[int, Tensor]] = []
         lrs: list[float] = []
         for i, pg in enumerate(optimizer.param_groups):
@@ -218,14 +233,31 @@ class Probe:
         # taken only before a step whose update ratio is measured (the costly part of a record).
         # (No .detach() per parameter: under no_grad the foreach ops make no graph.)
         ratio = (self.steps + 1) % self.ratio_every == 0
-        if not ratio:
-            snap_idx = []
+        snap_idx = opt_idx if ratio else []
         snap_params = [self.params[k] for k in snap_idx]
         snap = self._snapshot(snap_params, snap_idx) if snap_params else []
         gplan = self._plan(SumSq, grads, gk) if grads else None
         self._pending = {"has": has, "trainable": trainable, "unopt": unopt, "lrs": lrs, "lr_t": lr_t,
                          "ratio": ratio, "snap_idx": snap_idx, "snap": snap, "snap_params": snap_params,
                          "gplan": gplan, "gitems": gplan.items(grads) if gplan else [], "gk": gk}
+
+    def _layout(self, optimizer: torch.optim.Optimizer) -> tuple[list[int], list[int], list[int]]:
+        """Trainable and unoptimized parameters per group, and the indices of the optimized
+        trainable ones; made again only when requires_grad or the optimizer's params change."""
+        key = ([p.requires_grad for p in self.params],
+               [id(p) for pg in optimizer.param_groups for p in pg["params"]])
+        if self._layout_key != key:
+            G, optimized = len(self.names), set(key[1])
+            trainable, unopt, opt_idx = [0] * G, [0] * G, []
+            for k, p in enumerate(self.params):
+                if p.requires_grad:
+                    trainable[self.gidx[k]] += 1
+                    if id(p) in optimized:
+                        opt_idx.append(k)
+                    else:
+                        unopt[self.gidx[k]] += 1
+            self._layout_key, self._layout_val = key, (trainable, unopt, opt_idx)
+        return self._layout_val
 
     def _on_post(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         self.steps += 1
@@ -244,7 +276,7 @@ class Probe:
 
     def _measure_post(self) -> None:
         pend, self._pending = self._pending, {}
-        G, gidx, idx = len(self.names), self.gidx, pend["snap_idx"]
+        idx = pend["snap_idx"]
         uplan = self._plan(UpdateSumSq, pend["snap_params"], idx) if idx else None
         # ||after - before|| and ||after|| of the optimized parameters read together; the
         # weights of the others (frozen, or in no optimizer group) count in weight_norm too.
@@ -258,63 +290,31 @@ class Probe:
         wplan = self._plan(SumSq, wparams, widx) if widx else None
         witems = wplan.items(wparams) if wplan else []
         write = self.steps % self.every == 0
-        held = self._losses if write else self._losses[self._step_start:]
-        lt = [t for t in held if isinstance(t, Tensor)]
-        ext = [t for v in self._extras.values() for t in v if isinstance(t, Tensor)]
-        nf = self._nf_folded if write else []
-        vectors, n_labels = (self._label_stats.queue(self._labels, self.num_classes)
-                             if self._labels else ([], 0))
-        scalars = [*pend["gitems"], *uitems, *witems, *lt, *ext, *(t for _, t in pend["lr_t"]), *nf]
-        vals = iter(read(scalars, vectors))  # the one host sync of this record is inside read()
-        sq = [0.0] * (3 * G)  # sums of squares per group, on the host in float64
-        gsq = pend["gplan"].decode(vals) if pend["gplan"] else []
-        for k, v in zip(pend["gk"], gsq):
-            sq[gidx[k]] += v
-        if uplan:
-            dsq, wsq = uplan.decode(vals)
-            for k, d, w in zip(idx, dsq, wsq):
-                sq[G + gidx[k]] += d
-                sq[2 * G + gidx[k]] += w
-        if wplan:
-            for k, w in zip(widx, wplan.decode(vals)):
-                sq[2 * G + gidx[k]] += w
-        held_v = [next(vals) if isinstance(t, Tensor) else t for t in held]
-        step_losses = held_v[len(held_v) - (len(self._losses) - self._step_start):]
-        loss = sum(step_losses) / len(step_losses) if step_losses else None
-        extras = {k: [next(vals) if isinstance(t, Tensor) else t for t in v] for k, v in self._extras.items()}
-        lrs = list(pend["lrs"])
-        for i, _ in pend["lr_t"]:
-            lrs[i] = next(vals)
-        nf_loss = sum(int(next(vals)) for _ in nf)
-        labels = fields.LabelStats.decode(list(vals), n_labels, self.num_classes) if n_labels else {}
-        if self._preflight:
-            self.writer.write(fields.preflight(self.steps, self.names, pend, loss, self.num_classes))
-            self._preflight = False
+        now = time.monotonic()
+        # Held: a record within hold_s of the last write, unless it is the preflight's (the
+        # first step's mistakes go out at once) or reads the update ratio's reused buffers.
+        hold = self.hold.holds(now) and not self._preflight and not pend["ratio"]
+        lr_t = [(i, t.clone() if hold else t) for i, t in pend["lr_t"]]  # schedulers write in place
+        labels, n_labels = (self._label_stats.queue(self._labels, self.num_classes, own=hold)
+                            if self._labels else ([], 0))
+        m = Measured(self.steps, pend, uplan, uitems, wplan, witems, widx,
+                     self._losses if write else self._losses[self._step_start:],
+                     len(self._losses) - self._step_start, self._extras, lr_t,
+                     self._nf_folded if write else [], self._nf_folded_f, labels, n_labels,
+                     write, self._preflight)
+        self._preflight = False
         if write:
-            rec: dict[str, Any] = {"step": self.steps}
-            if loss is not None:
-                rec["loss"] = loss
-            for k, v in extras.items():
-                rec[k] = sum(v) / len(v)
-            rec.update(fields.group_metrics(self.names, pend, sq))
-            rec["lr"] = lrs[0] if lrs else float("nan")
-            for i, lr in enumerate(lrs):
-                rec[f"lr/{i}"] = lr
-            rec.update(labels)
-            if self._losses:
-                rec["nonfinite/loss"] = nf_loss + self._nf_folded_f + sum(
-                    1 for v in held_v if not math.isfinite(v))
-            rec["nonfinite/grad"] = sum(1 for v in gsq if not math.isfinite(v))
-            self.writer.write(rec)
             self._losses, self._nf_folded, self._nf_folded_f = [], [], 0
+        self.hold.put(m, hold, now)
 
     def close(self) -> None:
-        """Remove every hook and close the stream."""
+        """Remove every hook, write the held records and close the stream."""
+        atexit.unregister(self.close)
         for h in self._handles:
             h.remove()
         self._handles = []
         self.arrivals.disarm()
-        self.writer.close()
+        self.hold.close()
 
     def __enter__(self) -> "Probe":
         return self

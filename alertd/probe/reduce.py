@@ -1,4 +1,4 @@
-"""On-device reductions for the probe, and the single host sync per written record.
+"""On-device reductions for the probe, and the single host sync per write of records.
 
 Everything here returns device tensors (0-d or 1-d) for `read`, which moves them to the host in
 one transfer; the `decode` methods turn the host values back into per-tensor floats.

@@ -79,3 +79,37 @@ def test_cli_registration(tmp_path):
     assert args.ratio_every == 3
     args = parser.parse_args(["ckpt", "diff", "a.pt", "b.pt", "--json", "--top", "3"])
     assert args.json and args.top == 3 and callable(args.func)
+
+
+WATCHER = """
+import pathlib, sys, torch
+from torch import nn
+out = pathlib.Path(sys.argv[1])
+model = nn.Linear(8, 3)
+opt = torch.optim.SGD(model.parameters(), lr=1e-2)
+seen = []
+for i in range(6):
+    nn.functional.cross_entropy(model(torch.randn(4, 8)), torch.randint(0, 3, (4,))).backward()
+    opt.step()
+    opt.zero_grad()
+    seen.append(len(out.read_text().splitlines()))  # lines in the stream after each step
+print(seen)
+"""
+
+
+@pytest.mark.parametrize("hold", [None, "0"])
+def test_attach_hold_s(tmp_path, hold):
+    # Steps far under a second apart: by default the records after the first wait (written on
+    # exit); --hold-s 0 writes each at its step. Attached during step 1: records from step 2.
+    (tmp_path / "watch.py").write_text(WATCHER)
+    out = tmp_path / "p.jsonl"
+    args = ["--out", str(out), "--every", "1"] + (["--hold-s", hold] if hold else [])
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "alertd.probe.attach", *args, "--", "python",
+                           "watch.py", str(out)], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    # meta; then from step 2: the preflight and record 2, then one record a step
+    assert seen == ([1, 3, 3, 3, 3, 3] if hold is None else [1, 3, 4, 5, 6, 7])
+    assert len(out.read_text().splitlines()) == 7  # all there at the end either way

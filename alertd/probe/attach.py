@@ -57,7 +57,7 @@ def _exit_code(e: SystemExit) -> int:
 
 def run_attached(argv: Sequence[str], out: str = DEFAULT_PATH, every: int = 10,
                  grad_accum: int | None = None, num_classes: int | None = None,
-                 ratio_every: int | None = None) -> int:
+                 ratio_every: int | None = None, hold_s: float | None = None) -> int:
     """Run `[python] script.py ARGS` (or `-m module ARGS`) with probes attached; return its exit code."""
     args = list(argv)
     if args and args[0] == "--":
@@ -70,14 +70,15 @@ def run_attached(argv: Sequence[str], out: str = DEFAULT_PATH, every: int = 10,
     import torch
     from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-    from alertd.probe.probe import Probe
+    from alertd.probe.probe import HOLD_S, Probe
+    hold_s = HOLD_S if hold_s is None else hold_s
     probes: dict[int, Probe] = {}
 
     def on_step(optimizer: torch.optim.Optimizer, a: object, kw: object) -> None:
         if id(optimizer) not in probes:  # the probe holds the optimizer, so ids stay unique
             probes[id(optimizer)] = Probe(find_model(optimizer), optimizer,
                                           path=_suffixed(out, len(probes)), every=every,
-                                          ratio_every=ratio_every,
+                                          ratio_every=ratio_every, hold_s=hold_s,
                                           grad_accum=grad_accum, num_classes=num_classes, _late=True)
 
     handle = register_optimizer_step_pre_hook(on_step)

@@ -15,6 +15,9 @@ def add_probe_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--every", type=int, default=10, help="write every N optimizer steps")
     parser.add_argument("--ratio-every", type=int, default=None,
                         help="measure update_ratio/weight_norm every N steps (default: the first multiple of --every from 50)")
+    parser.add_argument("--hold-s", type=float, default=None,
+                        help="hold records due within this many seconds of the last write and write them "
+                             "together (default 1; 0 writes each at once)")
     parser.add_argument("--grad-accum", type=int, default=None, help="expected micro-batches per step (meta)")
     parser.add_argument("--num-classes", type=int, default=None, help="number of classes (meta)")
     parser.add_argument("argv", nargs=argparse.REMAINDER, help="-- python train.py ARGS")
@@ -24,7 +27,7 @@ def probe_command(args: argparse.Namespace) -> int:
     """Handler of `alertd probe`."""
     from alertd.probe.attach import run_attached
     return run_attached(args.argv, out=args.out, every=args.every, ratio_every=args.ratio_every,
-                        grad_accum=args.grad_accum, num_classes=args.num_classes)
+                        grad_accum=args.grad_accum, num_classes=args.num_classes, hold_s=args.hold_s)
 
 
 def ckpt_diff_command(args: argparse.Namespace) -> int:

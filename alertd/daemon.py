@@ -30,7 +30,7 @@ from alertd.persist import StateStore
 from alertd.record import AlertEvent, Parsed
 from alertd.reload import RuleWatcher
 from alertd.replay import Tally
-from alertd.sources import Checkpoints, Discovery, Tailer, Waker
+from alertd.sources import Checkpoints, Discovery, Tailer, Waker, raise_fd_limit
 
 
 @dataclass
@@ -68,6 +68,7 @@ class Daemon:
             if policy is not None and self.store.policy:
                 policy.load_dict(self.store.policy)
         self.checkpoints = Checkpoints(None, self.store.offsets if self.store else None)
+        raise_fd_limit()  # before the tailer sizes its pool of open files from it
         self.tailer = Tailer(Discovery(options.patterns), self.checkpoints, from_start=not options.from_end)
         self.waker = Waker(self.tailer.discovery.watch_dirs(), poll=options.poll,
                            force_poll=options.force_poll)

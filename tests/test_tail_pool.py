@@ -1,6 +1,11 @@
 """Scenario: a Tailer over 300 growing files with few fds, restarted from its checkpoints."""
 from __future__ import annotations
 
+import os
+import pathlib
+import subprocess
+import sys
+
 from alertd.sources.checkpoint import Checkpoints
 from alertd.sources.discover import Discovery
 from alertd.sources.pool import Tailer
@@ -47,3 +52,27 @@ def test_300_files_bounded_fds_and_restart_from_checkpoints(tmp_path):
     finally:
         for w in writers.values():
             w.close()
+
+
+FD_LIMITS = """
+import resource, sys
+from alertd.sources.pool import Tailer, raise_fd_limit
+from alertd.sources.discover import Discovery
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (200, hard))
+before = Tailer(Discovery([])).max_open
+got = raise_fd_limit()
+after = Tailer(Discovery([])).max_open
+print(before, got, resource.getrlimit(resource.RLIMIT_NOFILE)[0], after, hard)
+"""
+
+
+def test_fd_limit_raised_to_the_hard_one_and_half_of_it_kept_for_files(tmp_path):
+    # A subprocess: the limit is the process's own.
+    env = {**os.environ, "PYTHONPATH": str(pathlib.Path(__file__).resolve().parents[1])}
+    out = subprocess.run([sys.executable, "-c", FD_LIMITS], capture_output=True, text=True,
+                         env=env, timeout=60, check=True).stdout.split()
+    before, got, soft, after, hard = map(int, out)
+    assert before == 100  # half of 200
+    want = min(hard, 65536) if hard != -1 else 65536
+    assert got == soft == want and after == want // 2

@@ -2,8 +2,8 @@
 when to look again (wake), and all of them from one thread (pool)."""
 from .checkpoint import Checkpoints, Position
 from .discover import Discovery
-from .pool import Tailer
+from .pool import Tailer, raise_fd_limit
 from .tail import Chunk, Follower
 from .wake import Waker
 
-__all__ = ["Checkpoints", "Chunk", "Discovery", "Follower", "Position", "Tailer", "Waker"]
+__all__ = ["Checkpoints", "Chunk", "Discovery", "Follower", "Position", "Tailer", "Waker", "raise_fd_limit"]

@@ -11,13 +11,15 @@ Usage:
             waker.wait()
 
 Fds stay bounded: a file with no new data for `quiet_after` seconds gives its fd back
-(Follower.release), and beyond `max_open` open files the least recently active ones do.
+(Follower.release), and beyond `max_open` open files (default: half the process's fd limit)
+the least recently active ones do.
 A released file is reopened on the next poll and its identity re-checked; a rotation that
 happens while it is released loses only the old file's unread tail, which a quiet writer
 does not have.
 """
 from __future__ import annotations
 
+import resource
 import time
 from typing import Callable, Iterator
 
@@ -26,16 +28,42 @@ from .discover import Discovery
 from .tail import Chunk, Follower
 
 
+FD_CAP = 65536  # fds asked for at most: each open file holds ~1 KB of kernel memory
+
+
+def raise_fd_limit() -> int:
+    """Raise the soft limit on open files to the hard one (at most FD_CAP), as Go programs
+    (Prometheus, Alertmanager) do at start: a shell's soft limit of 1024 would otherwise leave
+    512 fds for a daemon tailing hundreds of busy files, which then closes and reopens the
+    least recent ones on every pass. Returns the soft limit in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = FD_CAP if hard == resource.RLIM_INFINITY else min(hard, FD_CAP)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+            soft = want
+        except (ValueError, OSError):
+            pass  # a sandbox may refuse: keep the limit we have
+    return FD_CAP if soft == resource.RLIM_INFINITY else soft
+
+
+def default_max_open() -> int:
+    """Open files a Tailer keeps: half the soft fd limit (the rest for sockets, state files and
+    the libraries), at least 64."""
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return max(64, (FD_CAP if soft == resource.RLIM_INFINITY else min(soft, FD_CAP)) // 2)
+
+
 class Tailer:
     """Reads every discovered file to its end on each poll(), without a thread per file."""
 
     def __init__(self, discovery: Discovery, checkpoints: Checkpoints | None = None,
-                 from_start: bool = True, max_open: int = 256, quiet_after: float = 60.0,
+                 from_start: bool = True, max_open: int | None = None, quiet_after: float = 60.0,
                  max_chunk: int = 64 << 20, clock: Callable[[], float] = time.monotonic):
         self.discovery = discovery
         self.checkpoints = checkpoints
         self.from_start = from_start
-        self.max_open = max_open
+        self.max_open = default_max_open() if max_open is None else max_open
         self.quiet_after = quiet_after
         self.max_chunk = max_chunk
         self._clock = clock

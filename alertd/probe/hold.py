@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from alertd.probe.record import Measured
+from alertd.probe.measured import Measured
 from alertd.probe.reduce import read
 from alertd.probe.writer import JsonlWriter
 

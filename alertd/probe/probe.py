@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from alertd.probe import fields
 from alertd.probe import groups as grouping
 from alertd.probe.arrivals import Arrivals
-from alertd.probe.record import Measured, decode
+from alertd.probe.measured import Measured, decode
 from alertd.probe.hold import RecordHold
 from alertd.probe.reduce import SumSq, UpdateSumSq
 from alertd.probe.writer import DEFAULT_PATH, JsonlWriter, rank_path

@@ -33,9 +33,9 @@ FD_CAP = 65536  # fds asked for at most: each open file holds ~1 KB of kernel me
 
 def raise_fd_limit() -> int:
     """Raise the soft limit on open files to the hard one (at most FD_CAP), as Go programs
-    (Prometheus, Alertmanager) do at start: a shell's soft limit of 1024 would otherwise leave
-    512 fds for a daemon tailing hundreds of busy files, which then closes and reopens the
-    least recent ones on every pass. Returns the soft limit in force."""
+    (Prometheus, Alertmanager) do at start: the Tailer keeps half the soft limit open, and past
+    it closes the least recent files and reopens them on the next pass, every pass while they
+    are all busy; a shell's 1024 caps that at 512 files. Returns the soft limit in force."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = FD_CAP if hard == resource.RLIM_INFINITY else min(hard, FD_CAP)
     if soft != resource.RLIM_INFINITY and soft < want:

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from alertd.parse import many, make_parser
+from alertd.parse import many, make_parser, many_shape
 from alertd.parse.detect import AutoParser
 from alertd.parse.jsonl import JsonlParser
 from alertd.parse.many import feed_many
@@ -103,6 +103,35 @@ def test_random_mixes_match_feeding_one_by_one(specs, data):
 
 
 # -- explicit cases ----------------------------------------------------------------------------
+@st.composite
+def logger_item(draw, spec) -> bytes:
+    """Lines holding all the file's keys in its order (what a logger writes most): a file's
+    next item can then be shaped from the keys of its last one."""
+    _, keys, kinds = spec
+    lines = [json.dumps({k: draw(st.none() | KINDS[kinds[k]]) for k in keys},
+                        separators=(",", ":") if draw(st.booleans()) else None).encode()
+             for _ in range(draw(st.integers(1, 4)))]
+    return b"\n".join(lines) + b"\n"
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(file_spec(), min_size=1, max_size=4), st.data())
+def test_passes_over_the_same_files_match_feeding_one_by_one(specs, data):
+    # As the daemon feeds: pass after pass, at most one item per file in each.
+    formats = [spec[0] for spec in specs]
+    alone, batched = [make_parser(f) for f in formats], [make_parser(f) for f in formats]
+    for _ in range(data.draw(st.integers(2, 4))):
+        picks = data.draw(st.lists(st.integers(0, len(specs) - 1), unique=True, max_size=4))
+        items = [(k, data.draw(logger_item(specs[k]) | item_for(specs[k]))) for k in picks]
+        got = feed_many([(batched[k], d) for k, d in items])
+        for g, (k, d) in zip(got, items):
+            w = alone[k].feed(d)
+            assert_frame_equal(g.frame, w.frame, check_exact=True)
+            assert (g.meta, g.bad_lines, g.first_bad_line, g.first_bad_reason) == \
+                (w.meta, w.bad_lines, w.first_bad_line, w.first_bad_reason)
+    assert [state(p) for p in batched] == [state(p) for p in alone]
+
+
 def live_line(step: int, rng: random.Random) -> bytes:
     """A record as the live benchmarks write it (bench/writer.py): ~10 metrics, NaN now and
     then, val_loss every 100th step."""
@@ -121,6 +150,41 @@ def test_many_files_of_a_few_lines_like_the_live_daemon(monkeypatch):
     got = assert_same_as_one_by_one(["jsonl"] * 60, items)
     assert all(r.frame.height == 5 for r in got)
     assert len(lone_feeds) == 60  # the one-by-one side only: feed_many read them all together
+
+
+def test_a_file_repeating_its_keys_is_shaped_without_a_decode_and_reads_the_same(monkeypatch):
+    # Each file's second item repeats the keys of its first, in order: matched against them
+    # (no JSON decode); where a line differs in any way that matters the decode decides.
+    first = b'{"step": 1, "loss": 2.5, "note": "a \\"q\\" \\u00e9", "lr": null}\n'
+    seconds = [
+        b'{"step": 2, "loss": NaN, "note": "x", "lr": 1e-05}\n{"step":3,"loss":-Infinity,"note":"","lr":-0.5E+3}\n',
+        b'{"step": 4, "loss": 1, "note": "y", "lr": 0.1}\n',      # the same again
+        b'{"step": 5, "loss": 1, "note": "y"}\n',                # a key missing: decode
+        b'{"step": 6, "loss": 1, "note": "y", "lr": 0.1, "acc": 0.5}\n',  # a key added: decode
+        b'{"step": 7, "loss": true, "note": "y", "lr": 0.1}\n',  # a boolean: decode
+        b'{"step": 8, "loss": 1, "note": "\xc3\xa9", "lr": 0.1}\n',  # non-ASCII: decode
+        b'{"step": 9, "lr": 0.1, "loss": 1, "note": "y"}\n',     # another order: decode
+        b'{"step": 10, "loss": 01, "note": "y", "lr": 0.1}\n',   # not JSON: decode (bad line)
+    ]
+    alone = [JsonlParser() for _ in seconds]
+    batched = [JsonlParser() for _ in seconds]
+    decoded = []
+    real = many_shape._decode_lines
+    monkeypatch.setattr(many_shape, "_decode_lines", lambda data: decoded.append(data) or real(data))
+    for n, pass_items in enumerate([[first] * len(seconds), seconds]):  # two daemon passes
+        got = feed_many(list(zip(batched, pass_items)))
+        for g, p, data in zip(got, alone, pass_items):
+            w = p.feed(data)
+            assert_frame_equal(g.frame, w.frame, check_exact=True)
+            assert (g.meta, g.bad_lines, g.first_bad_line) == (w.meta, w.bad_lines, w.first_bad_line)
+        if n == 0:
+            decoded.clear()
+    assert [state(p) for p in batched] == [state(p) for p in alone]
+    lines = b"".join(decoded)
+    assert b'"step": 2' not in lines and b'"step": 4' not in lines  # matched, not decoded
+    for step in range(5, 11):
+        assert b'"step": %d' % step in lines
+    assert got[0].frame.height == 2 and got[-1].bad_lines == 1
 
 
 @pytest.mark.parametrize("late, reads", [

@@ -27,7 +27,7 @@ from alertd.parse.detect import AutoParser
 from alertd.parse.frame import STEP_COL, numeric_expr
 from alertd.parse.jsonl import JsonlParser, _leaves, _numeric, _quote_nonfinite, _with_step
 from alertd.parse.jsonl_scan import Scan
-from alertd.parse.many_shape import ItemShape, reads_back, shapes_of
+from alertd.parse.many_shape import ItemShape, reads_back, same_keys, shapes_of
 from alertd.record import LINE, RESERVED, STEP, Parsed
 
 MAX_LINES = 100  # a lone feed of more lines infers its schema from the first 100 rows only
@@ -106,8 +106,12 @@ def _plan(items, results) -> tuple[list[_Job], list[tuple[int, Any, bytes]]]:
 def _run_batch(jobs: list[_Job]) -> dict[int, tuple[pl.DataFrame, int]]:
     """Parse the jobs together: for each job read as a lone feed would read it, its frame and
     its record count (parser state is left to _commit)."""
-    shapes = {job.index: shape for job, shape in zip(jobs, shapes_of([(j.data, j.lines) for j in jobs]))
-              if shape is not None}
+    found = shapes_of([(j.data, j.lines) for j in jobs], [j.parser.key_order for j in jobs])
+    shapes = {}
+    for job, shape in zip(jobs, found):
+        if shape is not None:
+            shapes[job.index] = shape
+            job.parser.key_order = same_keys(shape)
     groups = _read_groups(_until_first_failure(jobs, shapes), shapes)
     for group, _, strings in groups:
         for job in group:

@@ -40,12 +40,16 @@ def assert_same_as_one_by_one(formats: list[str], items: list[tuple[int, bytes]]
     want = [alone[k].feed(data) for k, data in items]
     got = feed_many([(batched[k], data) for k, data in items])
     assert len(got) == len(want)
-    for i, (g, w) in enumerate(zip(got, want)):
-        assert_frame_equal(g.frame, w.frame, check_exact=True), i
-        assert (g.meta, g.bad_lines, g.first_bad_line, g.first_bad_reason) == \
-            (w.meta, w.bad_lines, w.first_bad_line, w.first_bad_reason), i
+    for g, w in zip(got, want):
+        assert_same_parsed(g, w)
     assert [state(p) for p in batched] == [state(p) for p in alone]
     return got
+
+
+def assert_same_parsed(got, want) -> None:
+    assert_frame_equal(got.frame, want.frame, check_exact=True)
+    assert (got.meta, got.bad_lines, got.first_bad_line, got.first_bad_reason) == \
+        (want.meta, want.bad_lines, want.first_bad_line, want.first_bad_reason)
 
 
 # -- random mixes ------------------------------------------------------------------------------
@@ -125,10 +129,7 @@ def test_passes_over_the_same_files_match_feeding_one_by_one(specs, data):
         items = [(k, data.draw(logger_item(specs[k]) | item_for(specs[k]))) for k in picks]
         got = feed_many([(batched[k], d) for k, d in items])
         for g, (k, d) in zip(got, items):
-            w = alone[k].feed(d)
-            assert_frame_equal(g.frame, w.frame, check_exact=True)
-            assert (g.meta, g.bad_lines, g.first_bad_line, g.first_bad_reason) == \
-                (w.meta, w.bad_lines, w.first_bad_line, w.first_bad_reason)
+            assert_same_parsed(g, alone[k].feed(d))
     assert [state(p) for p in batched] == [state(p) for p in alone]
 
 
@@ -174,9 +175,7 @@ def test_a_file_repeating_its_keys_is_shaped_without_a_decode_and_reads_the_same
     for n, pass_items in enumerate([[first] * len(seconds), seconds]):  # two daemon passes
         got = feed_many(list(zip(batched, pass_items)))
         for g, p, data in zip(got, alone, pass_items):
-            w = p.feed(data)
-            assert_frame_equal(g.frame, w.frame, check_exact=True)
-            assert (g.meta, g.bad_lines, g.first_bad_line) == (w.meta, w.bad_lines, w.first_bad_line)
+            assert_same_parsed(g, p.feed(data))
         if n == 0:
             decoded.clear()
     assert [state(p) for p in batched] == [state(p) for p in alone]

@@ -27,7 +27,7 @@ from alertd.parse.detect import AutoParser
 from alertd.parse.frame import STEP_COL, numeric_expr
 from alertd.parse.jsonl import JsonlParser, _leaves, _numeric, _quote_nonfinite, _with_step
 from alertd.parse.jsonl_scan import Scan
-from alertd.parse.many_shape import ItemShape, reads_back, same_keys, shapes_of
+from alertd.parse.many_shape import ItemShape, flat_scalars, reads_back, same_keys, shapes_of
 from alertd.record import LINE, RESERVED, STEP, Parsed
 
 MAX_LINES = 100  # a lone feed of more lines infers its schema from the first 100 rows only
@@ -188,7 +188,7 @@ def _nonfinite_keys(body: bytes, lines: int) -> dict[str, pl.DataType]:
     every row gives them, where inferring over 100 rows fails at the first one past row 100
     (then a second read infers over all: twice the work, in most passes over busy files with a
     NaN somewhere). {} where that cannot be told from the bytes at hand."""
-    if body.count(b"{") != lines or b"true" in body or b"false" in body or b"[" in body:
+    if not flat_scalars(body, lines):
         return {}  # nested objects, braces in strings, booleans or lists (their supertypes differ)
     keys: dict[str, pl.DataType] = {}
     for token in _NONFINITE:

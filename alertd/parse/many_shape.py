@@ -131,8 +131,16 @@ def _shape(objects: list[Any], data: bytes) -> ItemShape | None:
         return None
     if len(leaves) != len(set(leaves)):
         return None
-    plain = not nested and b"true" not in data and b"false" not in data and b"[" not in data
+    plain = flat_scalars(data, len(objects))
     return ItemShape(objects, leaves, plain)
+
+
+def flat_scalars(data: bytes, lines: int) -> bool:
+    """Whether the bytes of `lines` JSON objects can hold nothing but flat scalars: one '{' a
+    line (no nested object, no brace in a string) and no true/false or '[' anywhere (a cheap
+    test: such words in a string also say no)."""
+    return (data.count(b"{") == lines and b"true" not in data and b"false" not in data
+            and b"[" not in data)
 
 
 def reads_back(shape: ItemShape, strings: frozenset[str]) -> bool:

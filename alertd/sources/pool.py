@@ -41,17 +41,20 @@ def raise_fd_limit() -> int:
     if soft != resource.RLIM_INFINITY and soft < want:
         try:
             resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-            soft = want
         except (ValueError, OSError):
             pass  # a sandbox may refuse: keep the limit we have
-    return FD_CAP if soft == resource.RLIM_INFINITY else soft
+    return _soft_limit()
+
+
+def _soft_limit() -> int:
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return FD_CAP if soft == resource.RLIM_INFINITY else min(soft, FD_CAP)
 
 
 def default_max_open() -> int:
     """Open files a Tailer keeps: half the soft fd limit (the rest for sockets, state files and
     the libraries), at least 64."""
-    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    return max(64, (FD_CAP if soft == resource.RLIM_INFINITY else min(soft, FD_CAP)) // 2)
+    return max(64, _soft_limit() // 2)
 
 
 class Tailer:

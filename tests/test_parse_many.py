@@ -186,6 +186,45 @@ def test_a_file_repeating_its_keys_is_shaped_without_a_decode_and_reads_the_same
     assert got[0].frame.height == 2 and got[-1].bad_lines == 1
 
 
+def test_lines_that_differ_from_the_last_only_in_their_numbers_need_no_regex(monkeypatch):
+    # The first test of known_shape: the file's last line but for its numbers. What it lets
+    # through that is not JSON (01, 1.) polars rejects, so those items still read as a lone
+    # feed would; a key that differs by a digit, a NaN or a string goes on to the regex.
+    first = b'{"step": 1, "loss": 2.5, "lr": 1e-05}\n'
+    seconds = [
+        b'{"step": 2, "loss": 2.25, "lr": 3E-6}\n{"step": 3, "loss": -0.5, "lr": 0}\n',  # numbers only
+        b'{"step": 4, "loss": 01, "lr": 1}\n',      # through the first test, then a bad line
+        b'{"step": 5, "loss": 1, "lr": 1.}\n',      # likewise
+        b'{"step": 6, "lo5ss": 1, "lr": 2}\n',      # a key one digit off: another column
+        b'{"step": 7, "loss": NaN, "lr": 2}\n',     # NaN: the regex
+        b'{"step": 8, "loss": "1", "lr": 2}\n',     # a string: the regex
+        b'{"step":9,"loss":1,"lr":2}\n',            # other spacing: the regex
+    ]
+    matched = []
+
+    class Counted:
+        def __init__(self, pattern):
+            self.pattern = pattern
+
+        def fullmatch(self, data):
+            matched.append(data)
+            return self.pattern.fullmatch(data)
+
+    real_compile = many_shape.re.compile
+    monkeypatch.setattr(many_shape, "_PATTERNS", {})
+    monkeypatch.setattr(many_shape.re, "compile", lambda p: Counted(real_compile(p)))
+    alone = [JsonlParser() for _ in seconds]
+    batched = [JsonlParser() for _ in seconds]
+    for pass_items in ([first] * len(seconds), seconds):  # two daemon passes
+        got = feed_many(list(zip(batched, pass_items)))
+        for g, p, data in zip(got, alone, pass_items):
+            assert_same_parsed(g, p.feed(data))
+    assert [state(p) for p in batched] == [state(p) for p in alone]
+    assert matched == seconds[3:]
+    assert got[0].frame.height == 2 and got[1].bad_lines == got[2].bad_lines == 1
+    assert "lo5ss" in got[3].frame.columns
+
+
 @pytest.mark.parametrize("late, reads", [
     (b'{"loss": NaN, "lr": Infinity}\n{"loss": -Infinity, "lr": 1}\n', 1),  # keys seen before row 100
     (b'{"loss": 1, "gn": NaN}\n', 2),            # a key first seen past row 100: the second read

@@ -212,7 +212,7 @@ class JsonlParser(LineParser):
     ['_step', '_line', 'train/loss']
     """
 
-    key_order: tuple[str, ...] | None = None  # the keys of its last batched item's lines (many.py)
+    key_order = None  # many_shape.KnownKeys: the keys of its last batched item's lines (many.py)
 
     def _rows_and_newlines(self, data: bytes, meta: dict[str, Any], bad: BadTally) -> tuple[pl.DataFrame, int]:
         scan = Scan(data)  # the one pass over the bytes: newlines, nesting guard, key counts

@@ -111,7 +111,7 @@ def _run_batch(jobs: list[_Job]) -> dict[int, tuple[pl.DataFrame, int]]:
     for job, shape in zip(jobs, found):
         if shape is not None:
             shapes[job.index] = shape
-            job.parser.key_order = same_keys(shape)
+            job.parser.key_order = same_keys(shape, job.data)
     groups = _read_groups(_until_first_failure(jobs, shapes), shapes)
     for group, _, strings in groups:
         for job in group:

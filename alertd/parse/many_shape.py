@@ -33,15 +33,16 @@ class ItemShape:
     objects: list[dict[str, Any]]
     leaves: list[str]
     plain: bool = False  # flat lines holding no true/false/list: any value reads back (most items)
+    known: KnownKeys | None = None  # what its lines matched in known_shape's first test
 
 
 def shapes_of(items: list[tuple[bytes, int]],
-              known: list[tuple[str, ...] | None] | None = None) -> list[ItemShape | None]:
+              known: list[KnownKeys | None] | None = None) -> list[ItemShape | None]:
     """The shape of each (data, lines) item, or None where a line is not a JSON object or the
     column order is uncertain. `known`: per item, the keys its file's lines had last time (see
     known_shape), or None."""
-    shapes = [known_shape(data, keys) if keys else None
-              for (data, _), keys in zip(items, known)] if known else [None] * len(items)
+    shapes = [known_shape(data, lines, keys) if keys else None
+              for (data, lines), keys in zip(items, known)] if known else [None] * len(items)
     todo = [k for k, shape in enumerate(shapes) if shape is None]
     if not todo:
         return shapes
@@ -62,13 +63,33 @@ def shapes_of(items: list[tuple[bytes, int]],
     return shapes
 
 
-def same_keys(shape: ItemShape) -> tuple[str, ...] | None:
-    """The keys of a flat plain item whose every line holds all of them (for known_shape next
-    time), else None."""
+@dataclass(frozen=True)
+class KnownKeys:
+    """The keys a file's lines held last time (flat, plain, every line all of them, in order)
+    and one of those lines with its numbers left out (`skeleton`) and its quoted parts
+    (`quoted`: its keys, and string values if any), for known_shape's byte test."""
+
+    keys: tuple[str, ...]
+    skeleton: bytes | None = None
+    quoted: tuple[bytes, ...] = ()
+
+
+def same_keys(shape: ItemShape, data: bytes) -> KnownKeys | None:
+    """What known_shape needs next time from an item (`data`) of this shape: its keys and its
+    first line where it is flat and plain and its every line holds all of them, else None."""
+    if shape.known is not None:
+        return shape.known  # its lines are that line but for their numbers
     n = len(shape.leaves)
     if not shape.plain or not n or any(len(o) != n for o in shape.objects):
         return None
-    return tuple(shape.leaves)
+    line = data[:data.index(b"\n") + 1]
+    if b"\\" in line:  # an escape in a key or string: the quoted parts would not split on '"'
+        return KnownKeys(tuple(shape.leaves))
+    return KnownKeys(tuple(shape.leaves), line.translate(None, _NUMBER_BYTES), tuple(line.split(b'"')[1::2]))
+
+
+# The bytes a JSON number is written with: a line's skeleton leaves them out.
+_NUMBER_BYTES = b"0123456789.eE+-"
 
 
 # Flat JSON lines of known keys: what json.loads takes in a line of scalars, byte for byte
@@ -80,13 +101,25 @@ _VALUE = (rb'(?:-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?'
 _PATTERNS: dict[tuple[str, ...], re.Pattern[bytes]] = {}
 
 
-def known_shape(data: bytes, keys: tuple[str, ...]) -> ItemShape | None:
-    """The shape of an item whose every line is a flat object of exactly `keys` in that order,
-    told by one regex match over its bytes instead of a JSON decode (about half the cost: a
-    busy file's items mostly repeat its keys); None where it is not one (a key missing or
-    added, a boolean, a non-ASCII byte: the decode then decides)."""
+def known_shape(data: bytes, lines: int, known: KnownKeys) -> ItemShape | None:
+    """The shape of an item whose every line is a flat object of exactly `known.keys` in that
+    order, told from its bytes instead of a JSON decode (a busy file's items mostly repeat its
+    keys); None where it is not one (a key missing or added, a boolean, a non-ASCII byte: the
+    decode then decides).
+
+    First the cheapest test: every line is the known line but for its numbers (with the
+    numbers' bytes left out, the lines are that line's skeleton, and their quoted parts, keys
+    included, are byte for byte its own). Whatever those bytes then hold where the numbers
+    were, polars reads as strictly as JSON (it rejects 01, 1., +1, 1e: the batch's read then
+    fails and the item is fed alone, as a bad line would be). Else one regex match: the keys in
+    order, each value a JSON scalar."""
+    if known.skeleton is not None and b"\\" not in data \
+            and data.translate(None, _NUMBER_BYTES) == known.skeleton * lines \
+            and data.split(b'"')[1::2] == list(known.quoted) * lines:
+        return ItemShape([], list(known.keys), plain=True, known=known)
     if not data.isascii():  # the pattern's keys are ASCII-escaped; invalid UTF-8 would pass it
         return None
+    keys = known.keys
     pattern = _PATTERNS.get(keys)
     if pattern is None:
         if len(_PATTERNS) >= 1024:

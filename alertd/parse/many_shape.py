@@ -104,8 +104,8 @@ _PATTERNS: dict[tuple[str, ...], re.Pattern[bytes]] = {}
 def known_shape(data: bytes, lines: int, known: KnownKeys) -> ItemShape | None:
     """The shape of an item whose every line is a flat object of exactly `known.keys` in that
     order, told from its bytes instead of a JSON decode (a busy file's items mostly repeat its
-    keys); None where it is not one (a key missing or added, a boolean, a non-ASCII byte: the
-    decode then decides).
+    keys); None where it is not one (a key missing or added, a boolean, a non-ASCII byte that
+    the known line does not hold: the decode then decides).
 
     First the cheapest test: every line is the known line but for its numbers (with the
     numbers' bytes left out, the lines are that line's skeleton, and their quoted parts, keys

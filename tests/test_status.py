@@ -4,9 +4,11 @@ from __future__ import annotations
 import io
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from alertd.status import collect, format_text, progress
@@ -82,6 +84,16 @@ def test_no_state_is_exit_2(tmp_path):
     assert r.returncode == 2 and "no state.json" in r.stderr
 
 
+def _read_until(fd: int, end: str, timeout: float = 10.0) -> str:
+    """What a pty's master side gets up to `end`: one read may return before the last write
+    arrives (CI once saw three of four draws)."""
+    got, deadline = "", time.monotonic() + timeout
+    while end not in got and time.monotonic() < deadline:
+        if select.select([fd], [], [], 0.1)[0]:
+            got += os.read(fd, 4096).decode()
+    return got
+
+
 def test_progress_draws_on_a_terminal_only():
     assert progress(100, stream=io.StringIO()) is None  # piped: nothing extra
     master, slave = os.openpty()
@@ -90,7 +102,7 @@ def test_progress_draws_on_a_terminal_only():
         for _ in range(4):
             step(1 << 20)
         tty.flush()
-        drawn = os.read(master, 4096).decode()
+        drawn = _read_until(master, "\n")  # the last draw ends the line
     os.close(master)
     assert drawn.count("\r[") == 4 and " 25.0% 1/4 MiB" in drawn and "100.0% 4/4 MiB" in drawn
 

@@ -77,6 +77,8 @@ class Discovery:
         return sorted(d for d in dirs if os.path.isdir(d))
 
     def _excluded(self, path: str) -> bool:
+        if not self.exclude:  # asked per path per scan: hundreds of files, every pass
+            return False
         name = os.path.basename(path)
         return any(fnmatch.fnmatch(name, x) for x in self.exclude)
 

@@ -183,7 +183,8 @@ class Follower:
     def _check_truncated(self, size: int) -> None:
         head = os.pread(self._fd, HEAD_BYTES, 0) if size else b""
         if size >= self._offset and head.startswith(self._head):
-            self._head = head
+            if len(head) > len(self._head):  # a young file's head grew; else the same object
+                self._head = head            # stays (position() hashes it once per change)
             return
         # Truncated (copytruncate, `> file`), or rewritten from 0 past our offset.
         log.info("%s: truncated; reading it again from the start", self.path)

@@ -25,6 +25,7 @@ F64 = pl.Float64
 _AS_WRITTEN = pl.QueryOptFlags.none()
 _ENGINE = "in-memory"
 MEMO, MEMO_SEP = "_m\x1f", "\x1f"  # tail columns holding cumulative inputs as computed when new
+CARRIED = "_c\x1f"  # Tails.carried columns: cumulative values over the records that left the tails
 _NEW, _OLD = pl.lit(True).alias("_new"), pl.lit(False).alias("_new")  # built once: ~10 us each
 _AGG = {"min": lambda c: c.fill_nan(None).min(), "max": lambda c: c.fill_nan(None).max(),
         "any": lambda c: c.fill_null(False).any(), "first": lambda c: c.fill_nan(None).drop_nulls().first()}
@@ -53,6 +54,8 @@ class Plan:
     cum_kinds: list[list[str]]
     machines: list[list[list[pl.Expr]]]
     memos: list[tuple[str, str, object]]  # (output column, memo column kept in tails, dtype)
+    # (Tails.carried column, the column the plan reads it as, dtype, kind) per cumulative node
+    carried: list[tuple[str, str, object, str]]
     vars_cache: dict = field(default_factory=dict)  # the variables of the runs of the last pass
     # Built once from `memos` (a pl.col or pl.lit costs ~10 us; a pass would build them per group):
     memo_nulls: list[pl.Expr] = field(init=False)  # a null column per memo, for runs new to a tail
@@ -61,6 +64,9 @@ class Plan:
     def __post_init__(self) -> None:
         self.memo_nulls = [pl.lit(None, dtype).alias(m) for _, m, dtype in self.memos]
         self.memo_keep = [pl.col(k).alias(m) for k, m, _ in self.memos]
+        # Each output's records leaving the tails, folded per run (`_fold_carried`).
+        self.carried_aggs = [_AGG[kind](pl.col(out)).alias(name)
+                             for (out, _, _), (name, _, _, kind) in zip(self.memos, self.carried)]
 
 
 def _resolver(cls: int, binding: dict[str, str], var_names: set[str]):
@@ -99,6 +105,11 @@ def memo_prefix(key: tuple) -> str:
     return MEMO + rule + MEMO_SEP + ",".join(f"{k}={v}" for k, v in binding) + MEMO_SEP
 
 
+def carried_prefix(key: tuple) -> str:
+    """Names of an instance's carried cumulative values in Tails.carried (`<prefix><j>`)."""
+    return CARRIED + memo_prefix(key)[len(MEMO):]
+
+
 def memo_rule(column: str) -> str | None:
     """The rule a tail column is a memo of, or None for a series."""
     return column[len(MEMO):].split(MEMO_SEP)[0] if column.startswith(MEMO) else None
@@ -107,7 +118,7 @@ def memo_rule(column: str) -> str | None:
 def make_plan(classes: list[tuple], instances: dict, per_run: bool) -> Plan:
     """Compile the classes (instance keys) of a group; `instances` holds one run's instances."""
     rules = [instances[k].rule for k in classes]
-    stages, exprs, cum_kinds, machines, memos = Stages(), [], [], [], []
+    stages, exprs, cum_kinds, machines, memos, carried = Stages(), [], [], [], [], []
     for c, key in enumerate(classes):
         rule, prefix = rules[c], memo_prefix(key)
         comp = compile_rule(rule.cond, rule.value, _resolver(c, instances[key].binding, set(rule.vars)),
@@ -117,8 +128,10 @@ def make_plan(classes: list[tuple], instances: dict, per_run: bool) -> Plan:
         cum_kinds.append([kind for kind, _ in comp.cum_inputs])
         memos += [(f"k{c}_{j}", f"{prefix}{j}", pl.Boolean if kind == "any" else F64)
                   for j, (kind, _) in enumerate(comp.cum_inputs)]
+        carried += [(f"{carried_prefix(key)}{j}", f"_k{c}_{j}", pl.Boolean if kind == "any" else F64, kind)
+                    for j, (kind, _) in enumerate(comp.cum_inputs)]
         machines.append(alert.transitions(f"c{c}", f"m{c}_", rule.for_seconds, rule.keep_firing_steps, per_run))
-    return Plan(rules, stages, exprs, cum_kinds, machines, memos)
+    return Plan(rules, stages, exprs, cum_kinds, machines, memos, carried)
 
 
 def run_pass(rows: pl.DataFrame, runs: dict[int, object], classes: list[tuple], plan: Plan,
@@ -140,9 +153,11 @@ def run_pass(rows: pl.DataFrame, runs: dict[int, object], classes: list[tuple], 
     if per_run:  # each run's rows contiguous, its tail before its new rows (a stable sort)
         full = full.sort(RUN, maintain_order=True)
     full = full.with_columns(_positions(per_run))
-    literals, varying = _params(runs, classes, plan, engine)
+    literals, varying = _params(runs, plan, engine)
     if varying is not None:
         full = full.join(varying.lazy(), on=RUN, how="left", maintain_order="left")
+    if plan.carried:
+        full = _with_carried(full, plan, tails, ids, per_run)
     if literals:
         full = full.with_columns(literals)
     computed = plan.stages.apply(full).with_columns(plan.exprs).collect(engine=_ENGINE, optimizations=_AS_WRITTEN)
@@ -153,8 +168,7 @@ def run_pass(rows: pl.DataFrame, runs: dict[int, object], classes: list[tuple], 
         if keep:
             tails.put(ids, computed.select(*rows.columns, *plan.memo_keep, "_r").filter(pl.col("_r") < keep).drop("_r"))
         if cum_cols:
-            leaving = computed.select(RUN, *cum_cols, "_r").filter(pl.col("_r") >= keep)
-            _fold_cumulative(leaving, runs, classes, cum_kinds)
+            _fold_carried(computed.select(RUN, *cum_cols, "_r").filter(pl.col("_r") >= keep), plan, tails, None)
         new = computed.select(RUN, STEP, TIME, *outputs, "_new").filter(pl.col("_new")) if prior is not None \
             else _columns(computed, [(c, c) for c in (RUN, STEP, TIME, *outputs)], 0)  # no tail: all new
     else:
@@ -166,7 +180,7 @@ def run_pass(rows: pl.DataFrame, runs: dict[int, object], classes: list[tuple], 
             tails.put(ids, _columns(computed, [*((c, c) for c in rows.columns),
                                                *((k, m) for k, m, _ in plan.memos)], cut))
         if cum_cols and cut:
-            _fold_cumulative(_columns(computed, [(c, c) for c in cum_cols], 0, cut), runs, classes, cum_kinds)
+            _fold_carried(_columns(computed, [(c, c) for c in cum_cols], 0, cut), plan, tails, ids[0])
         new = _columns(computed, [(c, c) for c in (RUN, STEP, TIME, *outputs)], n - rows.height)
 
     # Most alerts are quiet: no true record and nothing carried means no transition, so the
@@ -220,36 +234,40 @@ def _positions(per_run: bool) -> list[pl.Expr]:
             (pl.when(ends).then(index).otherwise(None).backward_fill() - index).alias("_r")]
 
 
-def _params(runs: dict, classes: list, plan: Plan, engine) -> tuple[list[pl.Expr], pl.DataFrame | None]:
-    """Per run, its variables and the carried values of cumulative functions, per class: as
-    literals where every run has the same value (most variables), else in a frame to join on
-    `_run` (joining copies a value into every row: costly for dozens of variables)."""
+def _params(runs: dict, plan: Plan, engine) -> tuple[list[pl.Expr], pl.DataFrame | None]:
+    """Per run, its variables, per class: as literals where every run has the same value (most
+    variables), else in a frame to join on `_run` (joining copies a value into every row:
+    costly for dozens of variables)."""
     key = (tuple(runs), engine.vars_epoch)
     if plan.vars_cache.get("key") != key:  # variables change rarely: built once for these runs
         merged = [engine.run_vars(run) for run in runs.values()]
         cols = {f"_v{c}:{name}": [v.get(name, default) if v.get(name) is not None else default for v in merged]
                 for c, rule in enumerate(plan.rules) for name, default in rule.vars.items()}
         same = {k for k, values in cols.items() if len(set(values)) == 1}
-        # The literals too (building a pl.lit costs ~10 us: dozens of them per group and pass).
+        # The literals and the frame too (a pl.lit costs ~10 us: dozens of them per group and pass).
+        varying = {k: v for k, v in cols.items() if k not in same}
         plan.vars_cache = {"key": key, "lits": [pl.lit(cols[k][0], dtype=F64).alias(k) for k in same],
-                           "varying": {k: v for k, v in cols.items() if k not in same}}
-    literals = list(plan.vars_cache["lits"])
-    varying = dict(plan.vars_cache["varying"])
-    schema: dict = {k: F64 for k in varying}
-    for c, kinds in enumerate(plan.cum_kinds):
-        if kinds:
-            insts = [run.instances[classes[c]] for run in runs.values()]
-        for j, kind in enumerate(kinds):
-            key, dtype = f"_k{c}_{j}", pl.Boolean if kind == "any" else F64
-            values = [i.cum[j] if j < len(i.cum) else None for i in insts]
-            if len(set(values)) == 1:
-                literals.append(pl.lit(values[0], dtype=dtype).alias(key))
-            else:
-                varying[key], schema[key] = values, dtype
-    if not varying:
-        return literals, None
-    frame = pl.DataFrame({RUN: list(runs), **varying}, schema={RUN: pl.Int64, **{k: schema[k] for k in varying}})
-    return literals, frame
+                           "varying": pl.DataFrame({RUN: list(runs), **varying},
+                                                   schema={RUN: pl.Int64, **{k: F64 for k in varying}})
+                           if varying else None}
+    return plan.vars_cache["lits"], plan.vars_cache["varying"]
+
+
+def _with_carried(full: pl.LazyFrame, plan: Plan, tails: Tails, ids: list[int], per_run: bool) -> pl.LazyFrame:
+    """The pass's frame with each cumulative node's value over the records that left the tails
+    (null where none has yet), per run, as the plan reads them (`_k<c>_<j>`)."""
+    held = tails.carried
+    have = set(held.columns) if held is not None else set()
+    nulls = [pl.lit(None, dtype).alias(col) for name, col, dtype, _ in plan.carried if name not in have]
+    found = [(name, col, dtype) for name, col, dtype, _ in plan.carried if name in have]
+    if found and not per_run:  # one run: its values as literals, no join
+        row = held.filter(pl.col(RUN) == ids[0])
+        values = row.row(0, named=True) if row.height else {}
+        nulls += [pl.lit(values.get(name), dtype).alias(col) for name, col, dtype in found]
+    elif found:
+        full = full.join(held.lazy().select(RUN, *(pl.col(name).alias(col) for name, col, _ in found)),
+                         on=RUN, how="left", maintain_order="left")
+    return full.with_columns(nulls) if nulls else full
 
 
 def _carries(runs: dict, classes: list, rules: list, live: list[int], engine) -> pl.DataFrame:
@@ -273,38 +291,41 @@ def _count(engine, run, rule, hold) -> int:
     return hold if isinstance(hold, int) else int(engine.var(run, rule, hold) or 0)
 
 
-def _fold_cumulative(leaving: pl.DataFrame, runs: dict, classes: list, cum_kinds: list) -> None:
-    """Fold the values of records leaving the tails into the carried cumulative values."""
-    cols = [(c, j, kind) for c, kinds in enumerate(cum_kinds) for j, kind in enumerate(kinds)]
-    if not cols or leaving.height == 0:
+def _fold_carried(leaving: pl.DataFrame, plan: Plan, tails: Tails, rid: int | None) -> None:
+    """Fold the records leaving the tails (cumulative inputs as computed when new: the plan's
+    `k<c>_<j>` outputs; with `_run`, or all of run `rid`) into Tails.carried, one frame
+    operation for all runs (a Python loop over hundreds of runs cost more than the pass)."""
+    if leaving.height == 0:
         return
-    aggs = [_AGG[kind](pl.col(f"k{c}_{j}")).alias(f"k{c}_{j}") for c, j, kind in cols]
-    if len(runs) == 1:  # one run (its rows may lack `_run`): one select, no group_by
-        per_run = [(next(iter(runs)), *leaving.select(aggs).row(0))]
+    if rid is None:
+        folded = leaving.group_by(RUN).agg(plan.carried_aggs)
     else:
-        per_run = leaving.group_by(RUN).agg(aggs).iter_rows()
-    # A loop over hundreds of runs per pass: the keys and combining functions looked up once.
-    spec = [(classes[c], j, _COMBINE[kind]) for c, j, kind in cols]
-    for rid, *values in per_run:
-        instances = runs[rid].instances
-        for (key, j, op), value in zip(spec, values):
-            if value is None:
-                continue
-            cum = instances[key].cum
-            if len(cum) <= j:
-                cum += [None] * (j + 1 - len(cum))
-            old = cum[j]
-            cum[j] = value if old is None else op(old, value)
+        folded = leaving.select(plan.carried_aggs).with_columns(pl.lit(rid, dtype=pl.Int64).alias(RUN))
+    folded = folded.select(RUN, *(pl.col(name).cast(dtype) for name, _, dtype, _ in plan.carried))
+    held = tails.carried
+    if held is None:
+        tails.carried = folded
+        return
+    missing = [pl.lit(None, dtype).alias(name) for name, _, dtype, _ in plan.carried if name not in held.columns]
+    if missing:
+        held = held.with_columns(missing)
+    both = held.join(folded, on=RUN, how="full", coalesce=True, suffix=_NEWER)
+    tails.carried = both.with_columns(_COMBINE[kind](pl.col(name), pl.col(name + _NEWER)).alias(name)
+                                      for name, _, _, kind in plan.carried).select(held.columns)
+
+
+_NEWER = "\x1fnewer"
+# How a carried value takes in the newer one (a null on either side is no value).
+_COMBINE = {"min": lambda old, new: pl.min_horizontal(old, new),
+            "max": lambda old, new: pl.max_horizontal(old, new),
+            "any": lambda old, new: pl.when(new.is_null()).then(old).when(old.is_null()).then(new).otherwise(old | new),
+            "first": lambda old, new: pl.coalesce(old, new)}
 
 
 def _any(flags: pl.Series) -> bool:
     """Whether a condition column holds a true record (nulls are not; an all-null literal
     condition has dtype Null). Series.any is direct; fill_null would plan a query."""
     return flags.dtype == pl.Boolean and flags.any() is True
-
-
-# How a carried value takes in a newer one (never None: skipped before).
-_COMBINE = {"min": min, "max": max, "any": lambda a, b: bool(a or b), "first": lambda a, b: a}
 
 
 def _hits(states: pl.DataFrame, live: list[int]) -> list[Hit]:

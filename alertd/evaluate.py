@@ -42,7 +42,6 @@ class Instance:
     binding: dict[str, str]          # reference as written -> column
     labels: dict[str, str]           # alias -> column, for the alert's labels
     carry: Carry = field(default_factory=Carry)
-    cum: list = field(default_factory=list)  # carried min/max/any of cumulative functions
 
     @property
     def columns(self) -> frozenset[str]:

@@ -13,7 +13,7 @@ from typing import Any
 
 import polars as pl
 
-from alertd.batch import memo_rule
+from alertd.batch import carried_prefix, memo_rule
 from alertd.tails import Tails
 from alertd.evaluate import Engine, RunState
 from alertd.record import STEP, TIME
@@ -59,15 +59,25 @@ def snapshot(engine: Engine) -> dict[str, Any]:
     # Each group's records split by run once (not filtered once per run: hundreds of runs).
     kept = {key: t.by_run() for key, t in engine.tails.items()}
     waiting = {key: t.by_run(waiting=True) for key, t in engine.tails.items()}
+    carried = {key: {row[RUN]: row for row in t.carried.iter_rows(named=True)}
+               for key, t in engine.tails.items() if t.carried is not None}
     for name, run in engine.runs.items():
+        cum = {}  # instance key -> its carried values, in compile order
+        for group in run.groups.values():
+            row = carried.get(group.key, {}).get(run.id, {})
+            for inst in group.members:
+                key = (inst.rule.name, tuple(sorted(inst.binding.items())))
+                prefix = carried_prefix(key)
+                values = {int(n[len(prefix):]): v for n, v in row.items() if n.startswith(prefix)}
+                cum[key] = [values.get(j) for j in range(max(values, default=-1) + 1)]
         runs[name] = {
             "columns": run.columns, "meta": run.meta, "last_time": run.last_time,
             "last_step": run.last_step, "records": run.records,
             "stale": {k: c.to_dict() for k, c in run.stale.items()},
             "instances": {_instance_key(i.rule.name, i.binding):
                           {"carry": i.carry.to_dict(), "cum": [_json_number(c) if isinstance(c, float) else c
-                                                               for c in i.cum]}
-                          for i in run.instances.values()},
+                                                               for c in cum.get(key, [])]}
+                          for key, i in run.instances.items()},
             "tails": {_group_key(g): _columns(tail) for g in run.groups.values()
                       if (tail := kept.get(g.key, {}).get(run.id)) is not None},
             "waiting": {_group_key(g): _columns(rows) for g in run.groups.values()
@@ -83,6 +93,7 @@ def restore(engine: Engine, data: dict[str, Any]) -> None:
     saved_rules = data.get("rules", {})
     same = {r.name for r in engine.rules + engine.stale_rules
             if saved_rules.get(r.name) == r.fingerprint}
+    carried: dict[tuple, dict[int, dict]] = {}  # group key -> run id -> carried values
     for name, saved in data.get("runs", {}).items():
         run = engine.runs[name] = RunState(meta=dict(saved.get("meta", {})),
                                            last_time=saved.get("last_time"),
@@ -91,11 +102,15 @@ def restore(engine: Engine, data: dict[str, Any]) -> None:
         run.stale = {k: Carry.from_dict(v) for k, v in saved.get("stale", {}).items() if k in same}
         engine._bind_new_columns(run, list(saved.get("columns", [])))
         instances = saved.get("instances", {})
-        for key, inst in run.instances.items():
-            state = instances.get(_instance_key(inst.rule.name, inst.binding))
-            if state and inst.rule.name in same:
-                run.set_carry(key, Carry.from_dict(state["carry"]))
-                inst.cum = [_number(c) for c in state.get("cum", [])]
+        for group in run.groups.values():
+            for inst in group.members:
+                key = (inst.rule.name, tuple(sorted(inst.binding.items())))
+                state = instances.get(_instance_key(inst.rule.name, inst.binding))
+                if state and inst.rule.name in same:
+                    run.set_carry(key, Carry.from_dict(state["carry"]))
+                    row = carried.setdefault(group.key, {}).setdefault(run.id, {RUN: run.id})
+                    row.update((f"{carried_prefix(key)}{j}", _number(c))  # a null: no column (its dtype is the plan's)
+                               for j, c in enumerate(state.get("cum", [])) if c is not None)
         tails, waiting = saved.get("tails", {}), saved.get("waiting", {})
         for group in run.groups.values():
             # A snapshot older than long-window groups kept all of a series' rules in one group.
@@ -109,3 +124,11 @@ def restore(engine: Engine, data: dict[str, Any]) -> None:
             if rows is not None:  # evaluated at the next pass (an engine without long_every: at once)
                 store.wait(_frame(rows).select(pl.lit(run.id, dtype=pl.Int64).alias(RUN), STEP, TIME,
                                                *group.columns), engine.clock())
+    for key, by_run in carried.items():
+        rows = list(by_run.values())
+        names = dict.fromkeys(name for row in rows for name in row if name != RUN)
+        if names:
+            engine.tails.setdefault(key, Tails()).carried = pl.DataFrame(
+                {RUN: [row[RUN] for row in rows], **{n: [row.get(n) for row in rows] for n in names}},
+                schema={RUN: pl.Int64, **{n: pl.Boolean if any(isinstance(row.get(n), bool) for row in rows)
+                                          else pl.Float64 for n in names}})

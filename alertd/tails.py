@@ -11,13 +11,17 @@ from alertd.rules.compile import RUN
 class Tails:
     """The last `keep` records of every run for one set of series, in one frame with `_run`:
     a pass over hundreds of runs takes them and puts them back in one operation each. Also the
-    records that wait to be evaluated (long windows, see Engine.long_every), oldest since `since`."""
+    records that wait to be evaluated (long windows, see Engine.long_every), oldest since `since`,
+    and what cumulative functions carry over the records gone from the tails (`carried`)."""
 
     def __init__(self) -> None:
         self.frame: pl.DataFrame | None = None
         self.ids: set[int] = set()
         self.waiting: list[pl.DataFrame] = []
         self.since: float | None = None
+        # Per run (`_run`), each cumulative node's value over the records that have left the
+        # tails (batch.carried_prefix names the columns); null: none yet.
+        self.carried: pl.DataFrame | None = None
 
     def wait(self, rows: pl.DataFrame, now: float) -> None:
         self.waiting.append(rows)

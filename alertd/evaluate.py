@@ -200,7 +200,9 @@ class Engine:
         frames, by_id, untimed = [], {}, []
         hold = self._longest_wait()
         for run_name, parsed in batches.items():
-            run = self.runs.setdefault(run_name, RunState())
+            run = self.runs.get(run_name)
+            if run is None:  # (not setdefault: it would build a RunState per run and pass)
+                run = self.runs[run_name] = RunState()
             for k, v in parsed.meta.items():
                 if _number(v) is not None and run.meta.get(k) != _number(v):
                     run.meta[k] = _number(v)

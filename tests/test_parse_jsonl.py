@@ -180,6 +180,29 @@ def test_keys_first_seen_after_schema_inference_are_read(late):
     assert bad == 0 and df.filter(pl.col(STEP) == 500)[name].to_list() == [5.0]
 
 
+@pytest.mark.parametrize("late", [float("nan"), float("inf"), -float("inf")])
+def test_a_non_finite_value_past_schema_inference_is_read_without_json_loads(late, monkeypatch):
+    # Python's json writes NaN/Infinity bare; past the 100 rows polars infers from, a quoted one
+    # failed the read of a column inferred as numbers, and the piece (250 lines: one leaf) went
+    # to json.loads line by line (~10x the cost). Its key is now read as String from the start.
+    rows = [{"step": i, "loss": 1.0 + i / 1000, "lr": 0.1} for i in range(1, 251)]
+    rows[200]["loss"] = late
+    data = "".join(json.dumps(r) + "\n" for r in rows).encode()
+    from alertd.parse import jsonl
+    reads, slow = [], []
+    real_read, real_slow = jsonl.pl.read_ndjson, jsonl._slow
+    monkeypatch.setattr(jsonl.pl, "read_ndjson", lambda *a, **k: reads.append(k) or real_read(*a, **k))
+    monkeypatch.setattr(jsonl, "_slow", lambda *a: slow.append(a) or real_slow(*a))
+    r = make_parser("jsonl").feed(data)
+    assert len(reads) == 1 and slow == [] and r.bad_lines == 0
+    want = [float(x["loss"]) for x in rows]
+    got = r.frame["loss"].to_list()
+    assert [repr(x) for x in got] == [repr(x) for x in want]  # NaN == NaN by repr, inf exact
+    monkeypatch.undo()
+    df, _, bad, _ = assert_chunking_invariant("jsonl", data)
+    assert bad == 0 and df.height == 250
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=400).map(lambda b: b.translate(bytes.maketrans(b"\x00\x01\x02\x03", b"\n{[:"))))
 def test_scan_counts_newlines_colons_and_openers_per_line(data):

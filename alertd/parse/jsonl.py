@@ -16,6 +16,7 @@ import polars as pl
 from alertd.parse.frame import (STEP_COL, STEP_KEYS, BadTally, LineParser, flatten, holds_numbers,
                                 step_expr, to_number)
 from alertd.parse.jsonl_scan import Scan
+from alertd.parse.many_shape import flat_scalars
 from alertd.record import LINE, RESERVED
 
 META = "meta"
@@ -32,6 +33,31 @@ def _quote_nonfinite(data: bytes, scan: Scan) -> bytes:
             for sep in (b":", b": "):
                 data = data.replace(sep + tok, sep + b'"' + tok + b'"')
     return data
+
+
+_NONFINITE = (b'"NaN"', b'"Infinity"', b'"-Infinity"')  # as _quote_nonfinite writes them
+
+
+def _nonfinite_keys(body: bytes, lines: int) -> dict[str, pl.DataType]:
+    """The keys of flat lines that hold a quoted NaN/Infinity, as String: what inferring over
+    every row gives them, where inferring over 100 rows fails at the first one past row 100
+    (then a second read infers over all: twice the work, in most passes over busy files with a
+    NaN somewhere). {} where that cannot be told from the bytes at hand."""
+    if not flat_scalars(body, lines):
+        return {}  # nested objects, braces in strings, booleans or lists (their supertypes differ)
+    keys: dict[str, pl.DataType] = {}
+    for token in _NONFINITE:
+        at = body.find(token)
+        while at != -1:
+            colon = body.rfind(b":", 0, at)
+            close = body.rfind(b'"', 0, colon)
+            start = body.rfind(b'"', 0, close)
+            key = body[start + 1:close]
+            if body[colon + 1:at].strip() or body[close + 1:colon].strip() or b"\\" in key or start < 0:
+                return {}  # not `"key": "NaN"` (in a list, or a string that holds it)
+            keys[key.decode(errors="replace")] = pl.String
+            at = body.find(token, at + len(token))
+    return keys
 
 
 def _leaves(df: pl.DataFrame) -> tuple[list[pl.Expr], list[pl.Expr]]:
@@ -103,8 +129,17 @@ def _fast(data: bytes, base: int, scan: Scan) -> tuple[pl.DataFrame, dict[str, A
     if nlines == 0 or not scan.nesting_ok():
         return None
     body = _quote_nonfinite(data, scan)
+    # A NaN past the 100 rows polars infers from would fail the read (then a bisection, down
+    # to json.loads line by line): its keys are read as String from the start, as inferring
+    # over every row would read them.
+    strings = _nonfinite_keys(body, nlines) if body is not data else {}
     try:
-        df = pl.read_ndjson(body)
+        try:
+            df = pl.read_ndjson(body, schema_overrides=strings or None)
+        except Exception:
+            if not strings:
+                raise
+            df = pl.read_ndjson(body, infer_schema_length=None)  # such a key first past row 100
         if df.height != nlines:
             body = _fill_blank_lines(body)
             df = pl.read_ndjson(body)

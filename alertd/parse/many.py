@@ -25,9 +25,9 @@ import polars as pl
 from alertd.parse import Parser
 from alertd.parse.detect import AutoParser
 from alertd.parse.frame import STEP_COL, numeric_expr
-from alertd.parse.jsonl import JsonlParser, _leaves, _numeric, _quote_nonfinite, _with_step
+from alertd.parse.jsonl import JsonlParser, _leaves, _nonfinite_keys, _numeric, _quote_nonfinite, _with_step
 from alertd.parse.jsonl_scan import Scan
-from alertd.parse.many_shape import ItemShape, flat_scalars, reads_back, same_keys, shapes_of
+from alertd.parse.many_shape import ItemShape, reads_back, same_keys, shapes_of
 from alertd.record import LINE, RESERVED, STEP, Parsed
 
 MAX_LINES = 100  # a lone feed of more lines infers its schema from the first 100 rows only
@@ -178,31 +178,6 @@ def _read_group(group: list[_Job], shapes: dict[int, ItemShape]) -> tuple[pl.Dat
         return raw.hstack(carried), strings  # hstack refuses a data column named like ours
     except Exception:  # polars raises several types for bad input: a lone feed would bisect
         return None
-
-
-_NONFINITE = (b'"NaN"', b'"Infinity"', b'"-Infinity"')  # as _quote_nonfinite writes them
-
-
-def _nonfinite_keys(body: bytes, lines: int) -> dict[str, pl.DataType]:
-    """The keys of flat lines that hold a quoted NaN/Infinity, as String: what inferring over
-    every row gives them, where inferring over 100 rows fails at the first one past row 100
-    (then a second read infers over all: twice the work, in most passes over busy files with a
-    NaN somewhere). {} where that cannot be told from the bytes at hand."""
-    if not flat_scalars(body, lines):
-        return {}  # nested objects, braces in strings, booleans or lists (their supertypes differ)
-    keys: dict[str, pl.DataType] = {}
-    for token in _NONFINITE:
-        at = body.find(token)
-        while at != -1:
-            colon = body.rfind(b":", 0, at)
-            close = body.rfind(b'"', 0, colon)
-            start = body.rfind(b'"', 0, close)
-            key = body[start + 1:close]
-            if body[colon + 1:at].strip() or body[close + 1:colon].strip() or b"\\" in key or start < 0:
-                return {}  # not `"key": "NaN"` (in a list, or a string that holds it)
-            keys[key.decode(errors="replace")] = pl.String
-            at = body.find(token, at + len(token))
-    return keys
 
 
 def _read_all_keys(body: bytes, leaves: set[str], strings: dict[str, pl.DataType]) -> pl.DataFrame:

@@ -47,6 +47,11 @@ class Instance:
     def columns(self) -> frozenset[str]:
         return frozenset(self.binding.values())
 
+    @property
+    def key(self) -> tuple:
+        """(rule name, sorted binding): the instance's key in RunState.instances and plans."""
+        return self.rule.name, tuple(sorted(self.binding.items()))
+
 
 @dataclass
 class Group:
@@ -252,7 +257,7 @@ class Engine:
         for key, group in self._groups.items():
             if group.quick[0] != len(group.members):
                 group.quick = (len(group.members), any_true(group.members, group.columns),
-                               [(i.rule.name, tuple(sorted(i.binding.items()))) for i in group.members])
+                               [i.key for i in group.members])
             _, check, keys = group.quick
             if (check is not None and not group.long and all(c in batch.columns for c in group.columns)
                     and busy.isdisjoint(keys)):
@@ -295,7 +300,7 @@ class Engine:
         """One pass of a group's rules over new rows (of one run or many, `_run`)."""
         ids = rows[RUN].unique(maintain_order=True).to_list()
         runs = {rid: by_id[rid][1] for rid in ids}
-        classes = [(i.rule.name, tuple(sorted(i.binding.items()))) for i in group.members]
+        classes = [i.key for i in group.members]
         plan = self.plan(classes, runs[ids[0]].instances, len(ids) > 1)
         tails = self.tails.setdefault(group.key, Tails())
         events = []

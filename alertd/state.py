@@ -66,10 +66,9 @@ def snapshot(engine: Engine) -> dict[str, Any]:
         for group in run.groups.values():
             row = carried.get(group.key, {}).get(run.id, {})
             for inst in group.members:
-                key = (inst.rule.name, tuple(sorted(inst.binding.items())))
-                prefix = carried_prefix(key)
+                prefix = carried_prefix(inst.key)
                 values = {int(n[len(prefix):]): v for n, v in row.items() if n.startswith(prefix)}
-                cum[key] = [values.get(j) for j in range(max(values, default=-1) + 1)]
+                cum[inst.key] = [values.get(j) for j in range(max(values, default=-1) + 1)]
         runs[name] = {
             "columns": run.columns, "meta": run.meta, "last_time": run.last_time,
             "last_step": run.last_step, "records": run.records,
@@ -104,12 +103,11 @@ def restore(engine: Engine, data: dict[str, Any]) -> None:
         instances = saved.get("instances", {})
         for group in run.groups.values():
             for inst in group.members:
-                key = (inst.rule.name, tuple(sorted(inst.binding.items())))
                 state = instances.get(_instance_key(inst.rule.name, inst.binding))
                 if state and inst.rule.name in same:
-                    run.set_carry(key, Carry.from_dict(state["carry"]))
+                    run.set_carry(inst.key, Carry.from_dict(state["carry"]))
                     row = carried.setdefault(group.key, {}).setdefault(run.id, {RUN: run.id})
-                    row.update((f"{carried_prefix(key)}{j}", _number(c))  # a null: no column (its dtype is the plan's)
+                    row.update((f"{carried_prefix(inst.key)}{j}", _number(c))  # a null: no column (its dtype is the plan's)
                                for j, c in enumerate(state.get("cum", [])) if c is not None)
         tails, waiting = saved.get("tails", {}), saved.get("waiting", {})
         for group in run.groups.values():

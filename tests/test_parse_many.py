@@ -225,6 +225,42 @@ def test_lines_that_differ_from_the_last_only_in_their_numbers_need_no_regex(mon
     assert "lo5ss" in got[3].frame.columns
 
 
+
+def test_the_next_item_is_matched_against_the_last_line_of_one_whose_lines_differ(monkeypatch):
+    # An eval metric on one line of an item (val_loss every 100 steps): the next item, which
+    # holds the keys of that item's last line, needs neither the decode nor the regex; where
+    # the last line is the odd one, the next item is decoded, and every item reads as alone.
+    items = [
+        (0, b'{"step": 99, "loss": 1.5}\n{"step": 100, "loss": 1.4, "val_loss": 1.6}\n{"step": 101, "loss": 1.3}\n'),
+        (1, b'{"step": 99, "loss": 1.5}\n{"step": 100, "loss": 1.4, "val_loss": 1.6}\n'),
+    ]
+    nexts = [(0, b'{"step": 102, "loss": 1.25}\n{"step": 103, "loss": 1.125}\n'),
+             (1, b'{"step": 101, "loss": 1.25}\n')]
+    decoded, matched = [], []
+    real_decode, real_compile = many_shape._decode_lines, many_shape.re.compile
+
+    class Counted:
+        def __init__(self, pattern):
+            self.pattern = pattern
+
+        def fullmatch(self, data):
+            matched.append(data)
+            return self.pattern.fullmatch(data)
+    monkeypatch.setattr(many_shape, "_PATTERNS", {})
+    monkeypatch.setattr(many_shape.re, "compile", lambda p: Counted(real_compile(p)))
+    monkeypatch.setattr(many_shape, "_decode_lines", lambda data: decoded.append(data) or real_decode(data))
+    alone, batched = [JsonlParser(), JsonlParser()], [JsonlParser(), JsonlParser()]
+    for n, pass_items in enumerate([items, nexts]):
+        got = feed_many([(batched[k], d) for k, d in pass_items])
+        for g, (k, d) in zip(got, pass_items):
+            assert_same_parsed(g, alone[k].feed(d))
+        if n == 0:
+            decoded.clear()
+    assert [state(p) for p in batched] == [state(p) for p in alone]
+    seen = b"".join(decoded + matched)
+    assert b'"step": 102' not in seen               # file 0: its last line's keys, matched by bytes
+    assert b'"step": 101, "loss": 1.25' in seen     # file 1: its last line held val_loss
+
 @pytest.mark.parametrize("late, reads", [
     (b'{"loss": NaN, "lr": Infinity}\n{"loss": -Infinity, "lr": 1}\n', 1),  # keys seen before row 100
     (b'{"loss": 1, "gn": NaN}\n', 2),            # a key first seen past row 100: the second read

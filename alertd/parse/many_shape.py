@@ -65,9 +65,9 @@ def shapes_of(items: list[tuple[bytes, int]],
 
 @dataclass(frozen=True)
 class KnownKeys:
-    """The keys a file's lines held last time (flat, plain, every line all of them, in order)
-    and one of those lines with its numbers left out (`skeleton`) and its quoted parts
-    (`quoted`: its keys, and string values if any), for known_shape's byte test."""
+    """The keys of a file's last line (flat, plain), in order, and that line with its numbers
+    left out (`skeleton`) and its quoted parts (`quoted`: its keys), for known_shape's byte
+    test; without them (a string value, an escape) only the regex is tried."""
 
     keys: tuple[str, ...]
     skeleton: bytes | None = None
@@ -75,17 +75,23 @@ class KnownKeys:
 
 
 def same_keys(shape: ItemShape, data: bytes) -> KnownKeys | None:
-    """What known_shape needs next time from an item (`data`) of this shape: its keys and its
-    first line where it is flat and plain and its every line holds all of them, else None."""
+    """What known_shape needs next time from an item (`data`) of this shape, where it is flat
+    and plain: the keys of its last line and that line, else None. Only the last line: a
+    file's lines may differ (an eval metric every 100 steps) and the next item is checked
+    against the line anyway; what the keys must be is what that line holds, in its order."""
     if shape.known is not None:
         return shape.known  # its lines are that line but for their numbers
-    n = len(shape.leaves)
-    if not shape.plain or not n or any(len(o) != n for o in shape.objects):
+    if not shape.plain or not shape.leaves:
         return None
-    line = data[:data.index(b"\n") + 1]
-    if b"\\" in line:  # an escape in a key or string: the quoted parts would not split on '"'
-        return KnownKeys(tuple(shape.leaves))
-    return KnownKeys(tuple(shape.leaves), line.translate(None, _NUMBER_BYTES), tuple(line.split(b'"')[1::2]))
+    # The decoded last line (a regex-matched item's lines all hold its leaves).
+    keys = tuple(shape.objects[-1]) if shape.objects else tuple(shape.leaves)
+    if not keys:
+        return None
+    line = data[data.rfind(b"\n", 0, len(data) - 1) + 1:]
+    quoted = tuple(line.split(b'"')[1::2])
+    if b"\\" in line or len(quoted) != len(keys):
+        return KnownKeys(keys)  # an escape, a string value or a key written twice: the regex decides
+    return KnownKeys(keys, line.translate(None, _NUMBER_BYTES), quoted)
 
 
 # The bytes a JSON number is written with: a line's skeleton leaves them out.

@@ -52,6 +52,31 @@ def assert_same_parsed(got, want) -> None:
         (want.meta, want.bad_lines, want.first_bad_line, want.first_bad_reason)
 
 
+def decoded_items(monkeypatch) -> list[bytes]:
+    """The bytes many_shape JSON-decodes from now on."""
+    decoded: list[bytes] = []
+    real = many_shape._decode_lines
+    monkeypatch.setattr(many_shape, "_decode_lines", lambda data: decoded.append(data) or real(data))
+    return decoded
+
+
+def regex_matched(monkeypatch) -> list[bytes]:
+    """The bytes known_shape's regex is asked to match from now on (its pattern cache emptied)."""
+    matched: list[bytes] = []
+    real_compile = many_shape.re.compile
+
+    class Counted:
+        def __init__(self, pattern):
+            self.pattern = pattern
+
+        def fullmatch(self, data):
+            matched.append(data)
+            return self.pattern.fullmatch(data)
+    monkeypatch.setattr(many_shape, "_PATTERNS", {})
+    monkeypatch.setattr(many_shape.re, "compile", lambda p: Counted(real_compile(p)))
+    return matched
+
+
 # -- random mixes ------------------------------------------------------------------------------
 KEYS = ["step", "loss", "lr", "acc", "val/loss", "grad_norm", "phase", "epoch"]
 # What a file's key holds; files disagree with one another (a key numeric in one, strings or
@@ -169,9 +194,7 @@ def test_a_file_repeating_its_keys_is_shaped_without_a_decode_and_reads_the_same
     ]
     alone = [JsonlParser() for _ in seconds]
     batched = [JsonlParser() for _ in seconds]
-    decoded = []
-    real = many_shape._decode_lines
-    monkeypatch.setattr(many_shape, "_decode_lines", lambda data: decoded.append(data) or real(data))
+    decoded = decoded_items(monkeypatch)
     for n, pass_items in enumerate([[first] * len(seconds), seconds]):  # two daemon passes
         got = feed_many(list(zip(batched, pass_items)))
         for g, p, data in zip(got, alone, pass_items):
@@ -200,19 +223,7 @@ def test_lines_that_differ_from_the_last_only_in_their_numbers_need_no_regex(mon
         b'{"step": 8, "loss": "1", "lr": 2}\n',     # a string: the regex
         b'{"step":9,"loss":1,"lr":2}\n',            # other spacing: the regex
     ]
-    matched = []
-
-    class Counted:
-        def __init__(self, pattern):
-            self.pattern = pattern
-
-        def fullmatch(self, data):
-            matched.append(data)
-            return self.pattern.fullmatch(data)
-
-    real_compile = many_shape.re.compile
-    monkeypatch.setattr(many_shape, "_PATTERNS", {})
-    monkeypatch.setattr(many_shape.re, "compile", lambda p: Counted(real_compile(p)))
+    matched = regex_matched(monkeypatch)
     alone = [JsonlParser() for _ in seconds]
     batched = [JsonlParser() for _ in seconds]
     for pass_items in ([first] * len(seconds), seconds):  # two daemon passes
@@ -236,19 +247,7 @@ def test_the_next_item_is_matched_against_the_last_line_of_one_whose_lines_diffe
     ]
     nexts = [(0, b'{"step": 102, "loss": 1.25}\n{"step": 103, "loss": 1.125}\n'),
              (1, b'{"step": 101, "loss": 1.25}\n')]
-    decoded, matched = [], []
-    real_decode, real_compile = many_shape._decode_lines, many_shape.re.compile
-
-    class Counted:
-        def __init__(self, pattern):
-            self.pattern = pattern
-
-        def fullmatch(self, data):
-            matched.append(data)
-            return self.pattern.fullmatch(data)
-    monkeypatch.setattr(many_shape, "_PATTERNS", {})
-    monkeypatch.setattr(many_shape.re, "compile", lambda p: Counted(real_compile(p)))
-    monkeypatch.setattr(many_shape, "_decode_lines", lambda data: decoded.append(data) or real_decode(data))
+    decoded, matched = decoded_items(monkeypatch), regex_matched(monkeypatch)
     alone, batched = [JsonlParser(), JsonlParser()], [JsonlParser(), JsonlParser()]
     for n, pass_items in enumerate([items, nexts]):
         got = feed_many([(batched[k], d) for k, d in pass_items])

@@ -54,17 +54,20 @@ class Plan:
     cum_kinds: list[list[str]]
     machines: list[list[list[pl.Expr]]]
     memos: list[tuple[str, str, object]]  # (output column, memo column kept in tails, dtype)
-    # (Tails.carried column, the column the plan reads it as, dtype, kind) per cumulative node
-    carried: list[tuple[str, str, object, str]]
     vars_cache: dict = field(default_factory=dict)  # the variables of the runs of the last pass
     # Built once from `memos` (a pl.col or pl.lit costs ~10 us; a pass would build them per group):
     memo_nulls: list[pl.Expr] = field(init=False)  # a null column per memo, for runs new to a tail
     memo_keep: list[pl.Expr] = field(init=False)   # each memo's output column as its tail column
+    # (Tails.carried column, the column the plan reads it as, dtype, kind) per cumulative node
+    carried: list[tuple[str, str, object, str]] = field(init=False)
+    carried_aggs: list[pl.Expr] = field(init=False)  # the leaving records folded per run
 
     def __post_init__(self) -> None:
         self.memo_nulls = [pl.lit(None, dtype).alias(m) for _, m, dtype in self.memos]
         self.memo_keep = [pl.col(k).alias(m) for k, m, _ in self.memos]
-        # Each output's records leaving the tails, folded per run (`_fold_carried`).
+        kinds = [kind for kinds in self.cum_kinds for kind in kinds]  # in the order of `memos`
+        self.carried = [(CARRIED + m[len(MEMO):], "_" + out, dtype, kind)  # carried_prefix names
+                        for (out, m, dtype), kind in zip(self.memos, kinds)]
         self.carried_aggs = [_AGG[kind](pl.col(out)).alias(name)
                              for (out, _, _), (name, _, _, kind) in zip(self.memos, self.carried)]
 
@@ -118,7 +121,7 @@ def memo_rule(column: str) -> str | None:
 def make_plan(classes: list[tuple], instances: dict, per_run: bool) -> Plan:
     """Compile the classes (instance keys) of a group; `instances` holds one run's instances."""
     rules = [instances[k].rule for k in classes]
-    stages, exprs, cum_kinds, machines, memos, carried = Stages(), [], [], [], [], []
+    stages, exprs, cum_kinds, machines, memos = Stages(), [], [], [], []
     for c, key in enumerate(classes):
         rule, prefix = rules[c], memo_prefix(key)
         comp = compile_rule(rule.cond, rule.value, _resolver(c, instances[key].binding, set(rule.vars)),
@@ -128,10 +131,8 @@ def make_plan(classes: list[tuple], instances: dict, per_run: bool) -> Plan:
         cum_kinds.append([kind for kind, _ in comp.cum_inputs])
         memos += [(f"k{c}_{j}", f"{prefix}{j}", pl.Boolean if kind == "any" else F64)
                   for j, (kind, _) in enumerate(comp.cum_inputs)]
-        carried += [(f"{carried_prefix(key)}{j}", f"_k{c}_{j}", pl.Boolean if kind == "any" else F64, kind)
-                    for j, (kind, _) in enumerate(comp.cum_inputs)]
         machines.append(alert.transitions(f"c{c}", f"m{c}_", rule.for_seconds, rule.keep_firing_steps, per_run))
-    return Plan(rules, stages, exprs, cum_kinds, machines, memos, carried)
+    return Plan(rules, stages, exprs, cum_kinds, machines, memos)
 
 
 def run_pass(rows: pl.DataFrame, runs: dict[int, object], classes: list[tuple], plan: Plan,
@@ -140,7 +141,7 @@ def run_pass(rows: pl.DataFrame, runs: dict[int, object], classes: list[tuple], 
     after its run's tail; update carries, cumulative values and tails; return the transitions.
     `classes` are instance keys (rule name, binding), the same for every run of the group."""
     per_run = len(runs) > 1
-    rules, cum_kinds = plan.rules, plan.cum_kinds
+    rules = plan.rules
     ids = list(runs)
     new_rows = rows.lazy().with_columns(_NEW)
     prior = tails.take(ids)
@@ -161,7 +162,7 @@ def run_pass(rows: pl.DataFrame, runs: dict[int, object], classes: list[tuple], 
     if literals:
         full = full.with_columns(literals)
     computed = plan.stages.apply(full).with_columns(plan.exprs).collect(engine=_ENGINE, optimizations=_AS_WRITTEN)
-    cum_cols = [f"k{c}_{j}" for c, kinds in enumerate(cum_kinds) for j in range(len(kinds))]
+    cum_cols = [out for out, _, _ in plan.memos]
     outputs = [f"{x}{c}" for c in range(len(classes)) for x in "cvt"]
     if per_run:
         # Narrow before filtering: the computed frame holds every stage, and a filter copies them all.

@@ -16,7 +16,6 @@ import polars as pl
 from alertd.parse.frame import (STEP_COL, STEP_KEYS, BadTally, LineParser, flatten, holds_numbers,
                                 step_expr, to_number)
 from alertd.parse.jsonl_scan import Scan
-from alertd.parse.many_shape import flat_scalars
 from alertd.record import LINE, RESERVED
 
 META = "meta"
@@ -35,14 +34,22 @@ def _quote_nonfinite(data: bytes, scan: Scan) -> bytes:
     return data
 
 
+def flat_scalars(data: bytes, lines: int) -> bool:
+    """Whether the bytes of `lines` JSON objects can hold nothing but flat scalars: one '{' a
+    line (no nested object, no brace in a string) and no true/false or '[' anywhere (a cheap
+    test: such words in a string also say no)."""
+    return (data.count(b"{") == lines and b"true" not in data and b"false" not in data
+            and b"[" not in data)
+
+
 _NONFINITE = (b'"NaN"', b'"Infinity"', b'"-Infinity"')  # as _quote_nonfinite writes them
 
 
 def _nonfinite_keys(body: bytes, lines: int) -> dict[str, pl.DataType]:
     """The keys of flat lines that hold a quoted NaN/Infinity, as String: what inferring over
     every row gives them, where inferring over 100 rows fails at the first one past row 100
-    (then a second read infers over all: twice the work, in most passes over busy files with a
-    NaN somewhere). {} where that cannot be told from the bytes at hand."""
+    (then another read, or a bisection down to json.loads: in most passes over busy files with
+    a NaN somewhere). {} where that cannot be told from the bytes at hand."""
     if not flat_scalars(body, lines):
         return {}  # nested objects, braces in strings, booleans or lists (their supertypes differ)
     keys: dict[str, pl.DataType] = {}

@@ -17,6 +17,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from alertd.parse.jsonl import flat_scalars
+
 # NaN / Infinity come back as their names: polars reads them quoted, as strings.
 _DECODER = json.JSONDecoder(parse_constant=str)
 _OTHER = (bool, dict, list)  # what a String column would not give back (numbers print exactly)
@@ -172,14 +174,6 @@ def _shape(objects: list[Any], data: bytes) -> ItemShape | None:
         return None
     plain = flat_scalars(data, len(objects))
     return ItemShape(objects, leaves, plain)
-
-
-def flat_scalars(data: bytes, lines: int) -> bool:
-    """Whether the bytes of `lines` JSON objects can hold nothing but flat scalars: one '{' a
-    line (no nested object, no brace in a string) and no true/false or '[' anywhere (a cheap
-    test: such words in a string also say no)."""
-    return (data.count(b"{") == lines and b"true" not in data and b"false" not in data
-            and b"[" not in data)
 
 
 def reads_back(shape: ItemShape, strings: frozenset[str]) -> bool:

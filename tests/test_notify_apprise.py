@@ -1,5 +1,8 @@
 """AppriseSink and Outbox against real receivers on 127.0.0.1: HTTP (json://) and SMTP (mailto://)."""
+import json
 import logging
+import subprocess
+import sys
 
 import pytest
 
@@ -200,3 +203,52 @@ def test_bad_config_errors_are_clear_and_redacted():
         AppriseSink([])
     with pytest.raises(ValueError, match="not found"):
         AppriseSink([], config="/nonexistent/apprise.yml")
+
+
+# In a fresh interpreter (apprise's plugin manager is one per process): build a sink, send one
+# event, report the plugin modules loaded and the services' classes; then apprise's full load.
+FRESH_SINK = """
+import json, sys
+from alertd.notify import apprise_plugins
+from alertd.notify.apprise_sink import AppriseSink
+from alertd.record import AlertEvent
+urls, config = json.loads(sys.argv[1])
+def loaded():
+    return sum(name.startswith("apprise.plugins.") for name in sys.modules)
+sink = AppriseSink(urls, config)
+event = AlertEvent(rule="R", state="firing", run="r", step=1, value=1.0, severity="info",
+                   labels={}, summary="")
+out = {"loaded": loaded(), "sent": sink.send(event, tag="ops"),
+       "types": sorted(type(s).__name__ for s in sink.services)}
+apprise_plugins.load_all()
+out["all"] = loaded()
+out["after_all"] = AppriseSink(urls, config).send(event, tag="ops")
+print(json.dumps(out))
+"""
+
+
+def fresh_sink(urls: list[str], config: str | None = None) -> dict:
+    done = subprocess.run([sys.executable, "-c", FRESH_SINK, json.dumps([urls, config])],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_only_the_plugins_in_use_are_loaded(tmp_path):
+    with HTTPReceiver() as rx:
+        got = fresh_sink([f"ops=json://{rx.url}/one"])
+        assert rx.posts[0]["path"] == "/one" and len(rx.posts) == 2  # narrow, then after the full load
+    assert got["types"] == ["NotifyJSON"] and got["sent"] and got["after_all"]
+    assert got["loaded"] <= 5 and got["all"] > 50
+
+
+def test_config_file_and_native_urls_load_their_plugins(tmp_path):
+    # A pasted Discord webhook (https://discord.com/...) is parsed by the plugin that claims it.
+    cfg = tmp_path / "apprise.txt"
+    with HTTPReceiver() as rx:
+        cfg.write_text(f"ops=json://{rx.url}/cfg\n"
+                       "mailto://127.0.0.1:1?from=alertd@example.com&to=a@example.com\n")
+        got = fresh_sink(["https://discord.com/api/webhooks/1234567/abcdefghTOKEN"], str(cfg))
+        assert rx.posts[0]["path"] == "/cfg"
+    assert got["types"] == ["NotifyDiscord", "NotifyEmail", "NotifyJSON"]
+    assert got["sent"] and got["loaded"] <= 15 and got["all"] > 50

@@ -10,7 +10,7 @@ import apprise
 from apprise import AppriseResultStatus, NotifyFormat
 from apprise.common import MATCH_ALL_TAG
 
-from alertd.notify import render
+from alertd.notify import apprise_plugins, render
 from alertd.notify.secrets import _expand, redact, redact_url, register_secrets, url_secrets
 from alertd.record import AlertEvent
 
@@ -45,12 +45,16 @@ class AppriseSink:
         # leave process-wide threads behind for nothing.
         asset = apprise.AppriseAsset(async_mode=False)
         master = apprise.Apprise(asset=asset)
+        tagged = []
         for entry in urls:
             tags, url = _split_tags(entry)
             url, values = _expand(url, environ)
             # Register before apprise sees the URL: it may log the URL while parsing it.
             self.secrets += values + url_secrets(url)
-            register_secrets(self.secrets)
+            tagged.append((tags, url))
+        register_secrets(self.secrets)
+        apprise_plugins.load_for([url for _, url in tagged], config)
+        for tags, url in tagged:
             if not master.add(url, tag=tags or None):
                 raise ValueError(f"not a valid apprise URL: {self._show(url)}")
         if config is not None:

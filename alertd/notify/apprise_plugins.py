@@ -1,0 +1,91 @@
+"""Load only the apprise plugins that the configured URLs use.
+
+The first URL added to apprise imports every notification plugin it ships (~130 modules, with
+requests-oauthlib and the CJK codecs some of them need): ~16 MB of a daemon whose whole footprint
+is ~90 MB, for the one or two services a run notifies. Which plugin serves a URL is known only to
+apprise's loader (`json://` is custom_json.py, `mailto://` email/, a pasted `https://hooks.slack.com`
+URL whatever plugin's native-URL parser claims it), so a short-lived child process asks apprise
+itself; this process then imports those plugin modules alone and registers their classes through
+the plugin manager's public add(). Anything the child cannot settle (a remote config, a failure)
+falls back to apprise's usual load-everything, so a URL is accepted or refused exactly as before.
+
+Child protocol: stdin {"urls": [...], "config": path-or-null}, stdout [[module, class], ...].
+URLs go through the pipe, never argv, since they may hold tokens.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+import tempfile
+
+from apprise.manager_plugins import NotificationManager
+
+_MGR = NotificationManager()  # a process-wide singleton in apprise
+# True once this process registered plugins one by one instead of apprise's full load.
+_narrowed = False
+_registered: set[type] = set()
+
+
+def load_for(urls: list[str], config: str | None) -> None:
+    """Make apprise able to parse these URLs and this config file, loading as few plugins as it can."""
+    global _narrowed
+    if _MGR and not _narrowed:
+        return  # apprise already loaded everything in this process
+    plugins = None if config is not None and "://" in config else _ask_child(urls, config)
+    if plugins is None:
+        load_all()
+        return
+    if not _MGR:
+        # Marks the manager loaded with no native plugin, so that no later lookup triggers the full
+        # scan; an empty directory is the one load_modules() path that imports nothing.
+        with tempfile.TemporaryDirectory() as empty:
+            _MGR.load_modules(path=empty)
+        _narrowed = True
+    for module, name in plugins:
+        cls = getattr(importlib.import_module(module), name)
+        if cls not in _registered:
+            _MGR.add(cls)
+            _registered.add(cls)
+
+
+def load_all() -> None:
+    """apprise's own full load (what it does by itself when nobody narrowed it first)."""
+    global _narrowed
+    if _narrowed:
+        _MGR.unload_modules()
+        _narrowed = False
+        _registered.clear()
+    _MGR.load_modules()
+
+
+def _ask_child(urls: list[str], config: str | None) -> list[tuple[str, str]] | None:
+    try:
+        done = subprocess.run([sys.executable, "-m", __name__], capture_output=True, timeout=60,
+                              input=json.dumps({"urls": urls, "config": config}).encode())
+        if done.returncode != 0:
+            return None
+        return [tuple(pair) for pair in json.loads(done.stdout)]
+    except (OSError, subprocess.SubprocessError, ValueError, TypeError):
+        return None
+
+
+def _plugins_of(urls: list[str], config: str | None) -> list[list[str]]:
+    """In the child: the (module, class) of every service these URLs and this config file make."""
+    import apprise
+    master = apprise.Apprise()
+    for url in urls:
+        master.add(url)
+    if config is not None:
+        cfg = apprise.AppriseConfig()
+        cfg.add(config)
+        master.add(cfg)
+    return sorted({(type(s).__module__, type(s).__name__) for s in master})
+
+
+if __name__ == "__main__":
+    # apprise logs what it refuses to stderr, which the parent captures and drops: such a line may
+    # quote a URL's token, and the parent reports the refusal itself, redacted.
+    asked = json.load(sys.stdin)
+    json.dump(_plugins_of(asked["urls"], asked["config"]), sys.stdout)

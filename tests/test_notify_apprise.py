@@ -212,7 +212,8 @@ import json, sys
 from alertd.notify import apprise_plugins
 from alertd.notify.apprise_sink import AppriseSink
 from alertd.record import AlertEvent
-urls, config = json.loads(sys.argv[1])
+urls, config, executable = json.loads(sys.argv[1])
+sys.executable = executable or sys.executable  # one that cannot start: the child fails
 def loaded():
     return sum(name.startswith("apprise.plugins.") for name in sys.modules)
 sink = AppriseSink(urls, config)
@@ -227,8 +228,8 @@ print(json.dumps(out))
 """
 
 
-def fresh_sink(urls: list[str], config: str | None = None) -> dict:
-    done = subprocess.run([sys.executable, "-c", FRESH_SINK, json.dumps([urls, config])],
+def fresh_sink(urls: list[str], config: str | None = None, executable: str | None = None) -> dict:
+    done = subprocess.run([sys.executable, "-c", FRESH_SINK, json.dumps([urls, config, executable])],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
@@ -252,3 +253,10 @@ def test_config_file_and_native_urls_load_their_plugins(tmp_path):
         assert rx.posts[0]["path"] == "/cfg"
     assert got["types"] == ["NotifyDiscord", "NotifyEmail", "NotifyJSON"]
     assert got["sent"] and got["loaded"] <= 15 and got["all"] > 50
+
+
+def test_a_failing_child_falls_back_to_the_full_load(tmp_path):
+    with HTTPReceiver() as rx:
+        got = fresh_sink([f"ops=json://{rx.url}/one"], executable=str(tmp_path / "no-python"))
+        assert rx.posts[0]["path"] == "/one"
+    assert got["types"] == ["NotifyJSON"] and got["sent"] and got["loaded"] > 50

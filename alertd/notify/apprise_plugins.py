@@ -28,6 +28,25 @@ _narrowed = False
 _registered: set[type] = set()
 
 
+# The child: builds the URLs and config file as the sink will, and names each service's class.
+# Its own code, not the package's (importing alertd.notify would import polars for nothing).
+# apprise logs what it refuses to stderr, which the parent drops: such a line may quote a token,
+# and the parent reports the refusal itself, redacted.
+_CHILD = """
+import json, sys
+import apprise
+asked = json.load(sys.stdin)
+master = apprise.Apprise()
+for url in asked["urls"]:
+    master.add(url)
+if asked["config"] is not None:
+    cfg = apprise.AppriseConfig()
+    cfg.add(asked["config"])
+    master.add(cfg)
+json.dump(sorted({(type(s).__module__, type(s).__name__) for s in master}), sys.stdout)
+"""
+
+
 def load_for(urls: list[str], config: str | None) -> None:
     """Make apprise able to parse these URLs and this config file, loading as few plugins as it can."""
     global _narrowed
@@ -62,30 +81,10 @@ def load_all() -> None:
 
 def _ask_child(urls: list[str], config: str | None) -> list[tuple[str, str]] | None:
     try:
-        done = subprocess.run([sys.executable, "-m", __name__], capture_output=True, timeout=60,
+        done = subprocess.run([sys.executable, "-c", _CHILD], capture_output=True, timeout=60,
                               input=json.dumps({"urls": urls, "config": config}).encode())
         if done.returncode != 0:
             return None
         return [tuple(pair) for pair in json.loads(done.stdout)]
     except (OSError, subprocess.SubprocessError, ValueError, TypeError):
         return None
-
-
-def _plugins_of(urls: list[str], config: str | None) -> list[list[str]]:
-    """In the child: the (module, class) of every service these URLs and this config file make."""
-    import apprise
-    master = apprise.Apprise()
-    for url in urls:
-        master.add(url)
-    if config is not None:
-        cfg = apprise.AppriseConfig()
-        cfg.add(config)
-        master.add(cfg)
-    return sorted({(type(s).__module__, type(s).__name__) for s in master})
-
-
-if __name__ == "__main__":
-    # apprise logs what it refuses to stderr, which the parent captures and drops: such a line may
-    # quote a URL's token, and the parent reports the refusal itself, redacted.
-    asked = json.load(sys.stdin)
-    json.dump(_plugins_of(asked["urls"], asked["config"]), sys.stdout)

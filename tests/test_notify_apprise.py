@@ -235,7 +235,7 @@ def fresh_sink(urls: list[str], config: str | None = None, executable: str | Non
     return json.loads(done.stdout)
 
 
-def test_only_the_plugins_in_use_are_loaded(tmp_path):
+def test_only_the_plugins_in_use_are_loaded():
     with HTTPReceiver() as rx:
         got = fresh_sink([f"ops=json://{rx.url}/one"])
         assert rx.posts[0]["path"] == "/one" and len(rx.posts) == 2  # narrow, then after the full load

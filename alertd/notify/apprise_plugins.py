@@ -52,6 +52,8 @@ def load_for(urls: list[str], config: str | None) -> None:
     global _narrowed
     if _MGR and not _narrowed:
         return  # apprise already loaded everything in this process
+    if _narrowed and config is None and all(url.split("://", 1)[0].lower() in _MGR for url in urls):
+        return  # an earlier sink of this process registered each URL's plugin
     plugins = None if config is not None and "://" in config else _ask_child(urls, config)
     if plugins is None:
         load_all()

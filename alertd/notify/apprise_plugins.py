@@ -25,7 +25,6 @@ from apprise.manager_plugins import NotificationManager
 _MGR = NotificationManager()  # a process-wide singleton in apprise
 # True once this process registered plugins one by one instead of apprise's full load.
 _narrowed = False
-_registered: set[type] = set()
 
 
 # The child: builds the URLs and config file as the sink will, and names each service's class.
@@ -64,11 +63,11 @@ def load_for(urls: list[str], config: str | None) -> None:
         with tempfile.TemporaryDirectory() as empty:
             _MGR.load_modules(path=empty)
         _narrowed = True
+    registered = set(_MGR.plugins())
     for module, name in plugins:
         cls = getattr(importlib.import_module(module), name)
-        if cls not in _registered:
+        if cls not in registered:
             _MGR.add(cls)
-            _registered.add(cls)
 
 
 def load_all() -> None:
@@ -77,7 +76,6 @@ def load_all() -> None:
     if _narrowed:
         _MGR.unload_modules()
         _narrowed = False
-        _registered.clear()
     _MGR.load_modules()
 
 

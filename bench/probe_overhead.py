@@ -13,7 +13,9 @@ What is timed is one whole training step (forward, backward, probe.step, optimiz
 zero_grad), nothing else: inputs are made before the round, outside the clock.
 Clock: CPU time of the training thread (`time.thread_time()`) on the CPU, so the time other
 processes of a shared machine take on the core does not count (their cache and memory-bandwidth
-contention still does); wall time, synchronized around each step, with --device cuda.
+contention still does). With --device cuda: wall time of a variant's 10 steps, from an idle GPU
+to the end of the last step's kernels, with no sync between the steps (interleaved by chunk), so
+the probe's sync per write costs what it costs a training loop that queues kernels ahead.
 
 Interleaving: a round is 10 steps of every variant, taken step by step (step j of base, then
 step j of control, ...; the order rotates at each step), so a drift of the machine within a
@@ -34,7 +36,7 @@ favour or penalise one variant for a whole run. A copy's timed steps (11-60 by d
 update-ratio steps at their frequency: one in 50 (checked at start).
 Targets (issue): every=10 <= 1.01x, every=1 <= 1.05x, both below naive.
 Run: PYTHONPATH=. python bench/probe_overhead.py [--rounds 30] [--interleave step|chunk]
-     [--threads 1] [--device cuda] [--only mlp,cnn,transformer]
+     [--threads 1] [--device cuda] [--batch-scale 32] [--only mlp,cnn,transformer]
 """
 from __future__ import annotations
 
@@ -81,14 +83,18 @@ class Transformer(nn.Module):
         return self.head(self.encoder(self.embed(x) + self.pos).mean(1))
 
 
-def cases(device: str):
-    """(name, description, model, batch maker) for the three small models."""
+def cases(device: str, scale: int = 1):
+    """(name, description, model, batch maker) for the three small models; `scale` multiplies
+    the batch sizes (on a GPU the default sizes leave the step bound by kernel launches)."""
     mlp = nn.Sequential(nn.Linear(784, 1024), nn.ReLU(), nn.Linear(1024, 1024), nn.ReLU(),
                         nn.Linear(1024, 1024), nn.ReLU(), nn.Linear(1024, 10))
-    yield "mlp", "784-1024x3-10, batch 256", mlp, lambda: torch.randn(256, 784, device=device)
-    yield "cnn", "3 conv blocks, 32x32, batch 64", CNN(), lambda: torch.randn(64, 3, 32, 32, device=device)
-    yield ("transformer", "d=256, 4 layers, seq 128, batch 2", Transformer(),
-           lambda: torch.randint(0, 1000, (2, 128), device=device))
+    b = 256 * scale
+    yield "mlp", f"784-1024x3-10, batch {b}", mlp, lambda: torch.randn(b, 784, device=device)
+    c = 64 * scale
+    yield "cnn", f"3 conv blocks, 32x32, batch {c}", CNN(), lambda: torch.randn(c, 3, 32, 32, device=device)
+    t = 2 * scale
+    yield ("transformer", f"d=256, 4 layers, seq 128, batch {t}", Transformer(),
+           lambda: torch.randint(0, 1000, (t, 128), device=device))
 
 
 def naive_hooks(model: nn.Module) -> None:
@@ -114,22 +120,29 @@ def make_variant(kind: str, proto: nn.Module, device: str, tmp: str, ratio_every
     return model, opt, probe
 
 
-def timed_step(model, opt, probe, x, y, device: str) -> float:
-    """Seconds for one training step: CPU time of this thread on the CPU, wall time on CUDA."""
-    if device == "cuda":
-        torch.cuda.synchronize()
-        t0 = time.perf_counter()
-    else:
-        t0 = time.thread_time()
+def train_step(model, opt, probe, x, y) -> None:
     loss = nn.functional.cross_entropy(model(x), y)
     loss.backward()
     if probe is not None:
         probe.step(loss=loss, labels=y)
     opt.step()
     opt.zero_grad()
+
+
+def timed_steps(variant, xs, ys, device: str) -> float:
+    """Seconds for these training steps: CPU time of this thread on the CPU; on CUDA wall time
+    from an idle GPU to the end of the last step's kernels (no sync between the steps, so the
+    probe's own sync per write stalls the queue of launched kernels as it would in training)."""
     if device == "cuda":
         torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for x, y in zip(xs, ys):
+            train_step(*variant, x, y)
+        torch.cuda.synchronize()
         return time.perf_counter() - t0
+    t0 = time.thread_time()
+    for x, y in zip(xs, ys):
+        train_step(*variant, x, y)
     return time.thread_time() - t0
 
 
@@ -142,13 +155,12 @@ def run_round(variants: dict, batch, device: str, r: int, interleave: str = "ste
     if interleave == "chunk":
         s = r % len(KINDS)
         for k in KINDS[s:] + KINDS[:s]:
-            for x, y in zip(xs, ys):
-                t[k] += timed_step(*variants[k], x, y, device)
+            t[k] += timed_steps(variants[k], xs, ys, device)
         return t
     for j, (x, y) in enumerate(zip(xs, ys)):
         s = (r * CHUNK + j) % len(KINDS)
         for k in KINDS[s:] + KINDS[:s]:  # no variant has a fixed place (cache, clock drift)
-            t[k] += timed_step(*variants[k], x, y, device)
+            t[k] += timed_steps(variants[k], [x], [y], device)
     return t
 
 
@@ -166,6 +178,9 @@ def main() -> None:
     ap.add_argument("--rebuild", type=int, default=5,
                     help="build fresh copies of the variants every N rounds (default 5)")
     ap.add_argument("--only", default="", help="comma-separated model names")
+    ap.add_argument("--batch-scale", type=int, default=1,
+                    help="multiply the batch sizes (on a GPU: 32 makes the GPU's work, not kernel "
+                         "launches, set the step time)")
     ap.add_argument("--ratio-every", type=int, default=None,
                     help="the probes' ratio_every (default: the probe's, 50 steps); the targets "
                          "are judged with the default")
@@ -174,11 +189,14 @@ def main() -> None:
                          "variant, then the next (its data stays in cache between its steps)")
     args = ap.parse_args()
     device = args.device if args.device == "cpu" or torch.cuda.is_available() else "cpu"
+    if device == "cuda":  # a sync around each step would hide the probe's sync per write
+        args.interleave = "chunk"
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     clock = "wall time" if device == "cuda" else "CPU time of the training thread"
     print(f"device={device} threads={torch.get_num_threads()} torch={torch.__version__} "
           f"rounds={args.rounds}x{CHUNK} steps, interleaved by {args.interleave}; {clock}"
+          + (f"; batch x{args.batch_scale}" if args.batch_scale != 1 else "")
           + (f"; ratio_every={args.ratio_every}" if args.ratio_every else ""))
     span = (args.warmup * CHUNK, (args.warmup + args.rebuild) * CHUNK)  # a copy's timed steps
     cadence = args.ratio_every or RATIO_EVERY
@@ -190,7 +208,7 @@ def main() -> None:
     print(f"{'model':<12} {'params':>7} {'base ms':>8} " + " ".join(f"{k:>30}" for k in KINDS[1:]) + "  targets")
     cpu0, thread0 = time.process_time(), time.thread_time()
     with tempfile.TemporaryDirectory() as tmp:
-        for name, desc, proto, batch in cases(device):
+        for name, desc, proto, batch in cases(device, args.batch_scale):
             if args.only and name not in args.only.split(","):
                 continue
             ratios: dict[str, list[float]] = {k: [] for k in KINDS[1:]}

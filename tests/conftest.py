@@ -1,9 +1,14 @@
 """Shared test fixtures: fail any test that leaves a thread running (after watchdog's conftest)."""
 from __future__ import annotations
 
+import os
 import threading
 
 import pytest
+
+# The probe's tests train on this torch device: "cuda" runs them on a GPU (torch's default device
+# for the test, and the device of the scripts they run); CI has none and runs them on the CPU.
+TORCH_DEVICE = os.environ.get("ALERTD_TEST_DEVICE", "cpu")
 
 
 @pytest.fixture(autouse=True)
@@ -73,3 +78,19 @@ def log_writer():
     for w in writers:
         if w.proc.poll() is None:
             w.close()
+
+
+@pytest.fixture
+def torch_device():
+    """Makes ALERTD_TEST_DEVICE torch's default device for the test (a no-op for the CPU)."""
+    if TORCH_DEVICE == "cpu":
+        yield TORCH_DEVICE
+        return
+    import torch
+    if TORCH_DEVICE == "cuda" and not torch.cuda.is_available():
+        pytest.fail("ALERTD_TEST_DEVICE=cuda but torch sees no CUDA device")
+    torch.set_default_device(TORCH_DEVICE)
+    try:
+        yield TORCH_DEVICE
+    finally:
+        torch.set_default_device(None)

@@ -17,6 +17,7 @@ from alertd.probe import Probe  # noqa: E402
 from alertd.probe.writer import rank_path  # noqa: E402
 
 C = 5
+pytestmark = pytest.mark.usefixtures("torch_device")  # ALERTD_TEST_DEVICE=cuda: on a GPU
 
 
 def make_model() -> nn.Module:
@@ -234,7 +235,9 @@ def test_ratio_every_cadence(tmp_path, every, ratio_every, steps, expected):
             assert r["update_ratio/head"] > 0 and r["weight_norm/head"] > 0
 
 
-def test_snapshot_only_before_ratio_steps(tmp_path):
+def test_snapshot_only_before_ratio_steps(tmp_path, torch_device):
+    if torch_device != "cpu":
+        pytest.skip("the copy's buffers are kept on the CPU only")
     model = make_model()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     probe = Probe(model, opt, path=str(tmp_path / "p.jsonl"), every=1, ratio_every=5)
@@ -451,7 +454,16 @@ def _steps_in(path):
     return [r["step"] for r in split([json.loads(x) for x in path.read_text().splitlines()])[2]]
 
 
-def test_records_within_hold_s_wait_for_the_first_step_past_it(tmp_path):
+def _landed(path, expected, device):
+    """The steps in the file once the records sent to it have landed: at once on the CPU; on
+    CUDA their copy to the host lands when the GPU is done (seen by the probe's thread)."""
+    deadline = time.monotonic() + (0 if device == "cpu" else 5)
+    while _steps_in(path) != expected and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return _steps_in(path)
+
+
+def test_records_within_hold_s_wait_for_the_first_step_past_it(tmp_path, torch_device):
     path = tmp_path / "p.jsonl"
     model = make_model()
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
@@ -463,9 +475,39 @@ def test_records_within_hold_s_wait_for_the_first_step_past_it(tmp_path):
     assert _steps_in(path) == [1]
     time.sleep(0.35)
     _step(model, opt, probe)  # past hold_s: it and the held ones, in order
-    assert _steps_in(path) == [1, 2, 3, 4, 5]
+    assert _landed(path, [1, 2, 3, 4, 5], torch_device) == [1, 2, 3, 4, 5]
     probe.close()
     assert _steps_in(path) == [1, 2, 3, 4, 5]
+
+
+def test_no_host_sync_after_the_first_step_on_cuda(tmp_path, torch_device):
+    # A sync would drain the kernels the loop queued ahead: after the preflight (read at once)
+    # records reach the file through copies to pinned memory; torch raises on any sync.
+    if torch_device != "cuda":
+        pytest.skip("CUDA only (ALERTD_TEST_DEVICE=cuda)")
+    path = tmp_path / "p.jsonl"
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    probe = Probe(model, opt, path=str(path), every=1, ratio_every=4, hold_s=0.02)
+    _step(model, opt, probe)
+    norms = []
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for i in range(12):
+            loss = nn.functional.cross_entropy(model(torch.randn(4, 8)), torch.randint(0, C, (4,)))
+            loss.backward()
+            probe.step(loss=loss)
+            norms.append(torch.nn.utils.get_total_norm([p.grad for p in model.parameters()]))
+            opt.step()
+            opt.zero_grad()
+            time.sleep(0.03 if i % 3 == 0 else 0)  # some records held, some sent at once
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    probe.close()  # what is still held or in flight lands (the file keeps the steps' order)
+    recs = split([json.loads(x) for x in path.read_text().splitlines()])[2]
+    assert [r["step"] for r in recs] == list(range(1, 14))
+    assert [r["grad_norm"] for r in recs[1:]] == pytest.approx([n.item() for n in norms], rel=1e-5)
+    assert [("update_ratio/head" in r) for r in recs] == [r["step"] % 4 == 0 for r in recs]
 
 
 def test_held_records_are_written_when_training_stops_stepping(tmp_path):

@@ -17,14 +17,15 @@ from alertd.probe.commands import probe_command, register  # noqa: E402
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 SCRIPT = """
-import sys, torch
+import os, sys, torch
 from torch import nn
+dev = os.environ.get("ALERTD_TEST_DEVICE", "cpu")  # the tests' device (tests/conftest.py)
 torch.manual_seed(0)
 steps, code = int(sys.argv[1]), int(sys.argv[2])
-model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))
+model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3)).to(dev)
 opt = torch.optim.Adam(model.parameters(), lr=1e-2)
 for i in range(steps):
-    x, y = torch.randn(16, 8), torch.randint(0, 3, (16,))
+    x, y = torch.randn(16, 8, device=dev), torch.randint(0, 3, (16,), device=dev)
     nn.functional.cross_entropy(model(x), y).backward()
     opt.step()
     opt.zero_grad()
@@ -82,14 +83,16 @@ def test_cli_registration(tmp_path):
 
 
 WATCHER = """
-import pathlib, sys, torch
+import os, pathlib, sys, torch
 from torch import nn
+dev = os.environ.get("ALERTD_TEST_DEVICE", "cpu")
 out = pathlib.Path(sys.argv[1])
-model = nn.Linear(8, 3)
+model = nn.Linear(8, 3).to(dev)
 opt = torch.optim.SGD(model.parameters(), lr=1e-2)
 seen = []
 for i in range(6):
-    nn.functional.cross_entropy(model(torch.randn(4, 8)), torch.randint(0, 3, (4,))).backward()
+    x, y = torch.randn(4, 8, device=dev), torch.randint(0, 3, (4,), device=dev)
+    nn.functional.cross_entropy(model(x), y).backward()
     opt.step()
     opt.zero_grad()
     seen.append(len(out.read_text().splitlines()))  # lines in the stream after each step

@@ -21,6 +21,7 @@ from alertd.rules.rulefile import load_rules  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 C, D = 5, 16
+pytestmark = pytest.mark.usefixtures("torch_device")  # ALERTD_TEST_DEVICE=cuda: on a GPU
 PAGING = ("warning", "critical")
 
 
@@ -36,11 +37,11 @@ class Net(nn.Module):
 
 def batches(seed: int, n: int, size: int = 32):
     """A learnable task: the label is the argmax of a fixed linear map of x."""
-    g = torch.Generator().manual_seed(seed)
-    w = torch.randn(D, C, generator=g)
+    g = torch.Generator().manual_seed(seed)  # the same batches on any device
+    w = torch.randn(D, C, generator=g, device="cpu")
     for _ in range(n):
-        x = torch.randn(size, D, generator=g)
-        yield x, (x @ w).argmax(1)
+        x = torch.randn(size, D, generator=g, device="cpu")
+        yield x.to(torch.get_default_device()), (x @ w).argmax(1).to(torch.get_default_device())
 
 
 def train(path, steps: int, ga: int = 1, head_in_opt: bool = True, frozen: bool = False,
@@ -129,15 +130,16 @@ def test_healthy_run_pages_nobody(tmp_path, ga):
 
 
 SCRIPT = """
-import torch
+import os, torch
 from torch import nn
+dev = os.environ.get("ALERTD_TEST_DEVICE", "cpu")
 torch.manual_seed(0)
 model = nn.Module()
-model.body = nn.Sequential(nn.Linear(8, 16), nn.ReLU())
-model.head = nn.Linear(16, 3)
+model.body = nn.Sequential(nn.Linear(8, 16), nn.ReLU()).to(dev)
+model.head = nn.Linear(16, 3).to(dev)
 opt = torch.optim.SGD(model.body.parameters(), lr=0.1)   # the head was forgotten
 for i in range(25):
-    x, y = torch.randn(16, 8), torch.randint(0, 3, (16,))
+    x, y = torch.randn(16, 8, device=dev), torch.randint(0, 3, (16,), device=dev)
     nn.functional.cross_entropy(model.head(model.body(x)), y).backward()
     opt.step()
     opt.zero_grad()

@@ -70,8 +70,8 @@ class Probe:
     Pass ratio_every=1 to measure it on every written step.
 
     hold_s (default HOLD_S = 1.0): a record due less than hold_s after the last write is held
-    and written with the next record due after that (their tensors read together, with one host
-    sync, and one write(2) for the lot): at every=1 on a fast model that takes the probe's host
+    and written with the next record due after that (their tensors read together, in one
+    transfer, and one write(2) for the lot): at every=1 on a fast model that takes the probe's host
     work per step from ~300 us to ~125 us. Never held: the first step's records (the preflight)
     and update-ratio records (they read buffers the next ratio step reuses). Held records keep
     copies of the labels and of tensor LRs (a loop may refill one label buffer in place, and
@@ -83,13 +83,14 @@ class Probe:
     Cost: steps that are not measured do integer counting only (arrivals are counted just for
     the measured step and the one before it). A written step costs one read of the grads
     (per-parameter sums of squares: `torch.dot` for large CPU tensors, `_foreach_norm`
-    otherwise; reduce.SumSq), and one host sync per write, for all the records it writes (on the
-    CPU the values are read in place: nothing to transfer); a ratio step adds a copy of the
-    optimized parameters (taken in the pre-hook of that step only) and one read of them and of
-    the copy after the step (reduce.UpdateSumSq: on the CPU the difference stays in cache). Sums
-    per group are made on the host, in float64, from per-parameter sums of squares. Memory: that
-    copy, held from the step's pre-hook to its post-hook only on accelerators, kept (reused) on
-    the CPU.
+    otherwise; reduce.SumSq), and one transfer to the host per write, for all the records it
+    writes (on the CPU the values are read in place; on CUDA a copy to pinned memory with no
+    host sync, except for the preflight's and with hold_s=0: hold.RecordHold); a ratio step
+    adds a copy of the optimized parameters (taken in the pre-hook of that step only) and one
+    read of them and of the copy after the step (reduce.UpdateSumSq: on the CPU the difference
+    stays in cache). Sums per group are made on the host, in float64, from per-parameter sums
+    of squares. Memory: that copy, held from the step's pre-hook to its post-hook only on
+    accelerators, kept (reused) on the CPU.
     """
 
     def __init__(self, model: nn.Module | None, optimizer: torch.optim.Optimizer,
@@ -277,10 +278,13 @@ class Probe:
     def _measure_post(self) -> None:
         pend, self._pending = self._pending, {}
         idx = pend["snap_idx"]
-        uplan = self._plan(UpdateSumSq, pend["snap_params"], idx) if idx else None
+        # The copy leaves the record here (it keeps only norms): on an accelerator its memory
+        # is free again after this step, however late the record is read.
+        snap, snap_params = pend.pop("snap"), pend.pop("snap_params")
+        uplan = self._plan(UpdateSumSq, snap_params, idx) if idx else None
         # ||after - before|| and ||after|| of the optimized parameters read together; the
         # weights of the others (frozen, or in no optimizer group) count in weight_norm too.
-        uitems = uplan.items(pend["snap_params"], pend["snap"]) if uplan else []
+        uitems = uplan.items(snap_params, snap) if uplan else []
         if pend["ratio"]:
             opt = set(idx)
             widx = [k for k in range(len(self.params)) if k not in opt]

@@ -1,4 +1,4 @@
-"""On-device reductions for the probe, and the single host sync per write of records.
+"""On-device reductions for the probe, and the single transfer to the host per write of records.
 
 Everything here returns device tensors (0-d or 1-d) for `read`, which moves them to the host in
 one transfer; the `decode` methods turn the host values back into per-tensor floats.
@@ -92,8 +92,10 @@ class UpdateSumSq:
     def _chunk_views(self, after: list[Tensor], before: list[Tensor]) -> list[tuple[Tensor, ...]]:
         key = tuple(t[k].data_ptr() for k in self.chunked for t in (after, before))
         if key != self._key:  # first use, or a parameter or the copy was given new storage
-            scratch = torch.empty(CHUNK, dtype=torch.float32)
-            self._out = out = torch.empty(2 * sum(self._pieces), dtype=torch.float32)
+            # On the parameters' device (the CPU), whatever torch's default device is.
+            dev = after[self.chunked[0]].device
+            scratch = torch.empty(CHUNK, dtype=torch.float32, device=dev)
+            self._out = out = torch.empty(2 * sum(self._pieces), dtype=torch.float32, device=dev)
             views, j = [], 0
             for k in self.chunked:
                 a, b = after[k].detach().view(-1), before[k].view(-1)
@@ -138,8 +140,8 @@ def read(scalars: list[Tensor], vectors: list[Tensor] = ()) -> list[float]:
     """The elements of `scalars` (0-d, or 1-d where a reduction gives a vector), then of the
     1-d `vectors`, as host floats, in that order.
 
-    One stack (and cat) per device and ONE copy to the host per device: the host sync of a
-    written record. Mixed dtypes are promoted by the stack (float32 for norms, losses and
+    One stack (and cat) per device and ONE copy to the host per device: the host sync of
+    records read at once (copy_to_host queues the same copy without a sync). Mixed dtypes are promoted by the stack (float32 for norms, losses and
     label counts below 2**24); nothing is cast to float64, which mps lacks. On the CPU the
     values are read tensor by tensor (integer tensors give ints).
     """
@@ -156,7 +158,7 @@ def read(scalars: list[Tensor], vectors: list[Tensor] = ()) -> list[float]:
                 else:
                     out.append(t.tolist())
             return out
-        return _flat(scalars, vectors).tolist()  # THE host sync of a written record
+        return _flat(scalars, vectors).tolist()  # THE host sync
     # Model parallel: one transfer per device, then the values back in the caller's order.
     ns = len(scalars)
     by_device: dict[torch.device, list[int]] = defaultdict(list)
@@ -172,6 +174,19 @@ def read(scalars: list[Tensor], vectors: list[Tensor] = ()) -> list[float]:
             n = items[i].numel()
             values[i], pos = host[pos:pos + n], pos + n
     return [v for vs in values for v in vs]
+
+
+def copy_to_host(items: list[Tensor]) -> tuple[Tensor, torch.cuda.Event] | None:
+    """For items all on one CUDA device: their values (in `read`'s order) queued for a copy to
+    pinned host memory, and an event that is done once the copy is; no host sync. None for
+    anything else (the CPU, other accelerators, several devices): `read` them."""
+    dev = items[0].device if items else None
+    if dev is None or dev.type != "cuda" or any(t.device != dev for t in items):
+        return None
+    host = _flat(items, []).to("cpu", non_blocking=True)  # pinned memory: the copy is async
+    done = torch.cuda.Event()
+    done.record(torch.cuda.current_stream(dev))  # the stream the copy was queued on
+    return host, done
 
 
 def _flat(scalars: list[Tensor], vectors: list[Tensor]) -> Tensor:

@@ -71,8 +71,8 @@ class Probe:
 
     hold_s (default HOLD_S = 1.0): a record due less than hold_s after the last write is held
     and written with the next record due after that (their tensors read together, in one
-    transfer, and one write(2) for the lot): at every=1 on a fast model that takes the probe's host
-    work per step from ~300 us to ~125 us. Never held: the first step's records (the preflight)
+    transfer, and one write(2) for the lot): at every=1 on a fast model that takes the probe's
+    host work per step from ~300 us to ~125 us. Never held: the first step's records (the preflight)
     and update-ratio records (they read buffers the next ratio step reuses). Held records keep
     copies of the labels and of tensor LRs (a loop may refill one label buffer in place, and
     schedulers write tensor LRs in place). When training stops stepping (a hang, an evaluation,

@@ -141,9 +141,10 @@ def read(scalars: list[Tensor], vectors: list[Tensor] = ()) -> list[float]:
     1-d `vectors`, as host floats, in that order.
 
     One stack (and cat) per device and ONE copy to the host per device: the host sync of
-    records read at once (copy_to_host queues the same copy without a sync). Mixed dtypes are promoted by the stack (float32 for norms, losses and
-    label counts below 2**24); nothing is cast to float64, which mps lacks. On the CPU the
-    values are read tensor by tensor (integer tensors give ints).
+    records read at once (copy_to_host queues the same copy without a sync). Mixed dtypes are
+    promoted by the stack (float32 for norms, losses and label counts below 2**24); nothing is
+    cast to float64, which mps lacks. On the CPU the values are read tensor by tensor (integer
+    tensors give ints).
     """
     items = [*scalars, *vectors]
     if not items:

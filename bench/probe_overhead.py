@@ -15,7 +15,7 @@ Clock: CPU time of the training thread (`time.thread_time()`) on the CPU, so the
 processes of a shared machine take on the core does not count (their cache and memory-bandwidth
 contention still does). With --device cuda: wall time of a variant's 10 steps, from an idle GPU
 to the end of the last step's kernels, with no sync between the steps (interleaved by chunk), so
-the probe's sync per write costs what it costs a training loop that queues kernels ahead.
+a sync inside the probe costs what it costs a training loop that queues kernels ahead.
 
 Interleaving: a round is 10 steps of every variant, taken step by step (step j of base, then
 step j of control, ...; the order rotates at each step), so a drift of the machine within a
@@ -131,19 +131,18 @@ def train_step(model, opt, probe, x, y) -> None:
 
 def timed_steps(variant, xs, ys, device: str) -> float:
     """Seconds for these training steps: CPU time of this thread on the CPU; on CUDA wall time
-    from an idle GPU to the end of the last step's kernels (no sync between the steps, so the
-    probe's own sync per write stalls the queue of launched kernels as it would in training)."""
-    if device == "cuda":
+    from an idle GPU to the end of the last step's kernels (no sync between the steps, so a sync
+    inside the probe stalls the queue of launched kernels as it would in training)."""
+    cuda = device == "cuda"
+    clock = time.perf_counter if cuda else time.thread_time
+    if cuda:
         torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        for x, y in zip(xs, ys):
-            train_step(*variant, x, y)
-        torch.cuda.synchronize()
-        return time.perf_counter() - t0
-    t0 = time.thread_time()
+    t0 = clock()
     for x, y in zip(xs, ys):
         train_step(*variant, x, y)
-    return time.thread_time() - t0
+    if cuda:
+        torch.cuda.synchronize()
+    return clock() - t0
 
 
 def run_round(variants: dict, batch, device: str, r: int, interleave: str = "step") -> dict[str, float]:
@@ -189,7 +188,7 @@ def main() -> None:
                          "variant, then the next (its data stays in cache between its steps)")
     args = ap.parse_args()
     device = args.device if args.device == "cpu" or torch.cuda.is_available() else "cpu"
-    if device == "cuda":  # a sync around each step would hide the probe's sync per write
+    if device == "cuda":  # a sync around each step would hide any sync inside the probe
         args.interleave = "chunk"
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

@@ -39,9 +39,10 @@ def batches(seed: int, n: int, size: int = 32):
     """A learnable task: the label is the argmax of a fixed linear map of x."""
     g = torch.Generator().manual_seed(seed)  # the same batches on any device
     w = torch.randn(D, C, generator=g, device="cpu")
+    dev = torch.get_default_device()
     for _ in range(n):
         x = torch.randn(size, D, generator=g, device="cpu")
-        yield x.to(torch.get_default_device()), (x @ w).argmax(1).to(torch.get_default_device())
+        yield x.to(dev), (x @ w).argmax(1).to(dev)
 
 
 def train(path, steps: int, ga: int = 1, head_in_opt: bool = True, frozen: bool = False,

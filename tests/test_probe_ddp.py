@@ -35,6 +35,7 @@ for i in range(6):
     if i % 2 == 1:
         opt.step(); opt.zero_grad()
 probe.close()
+dist.barrier()  # neither rank tears gloo down while the other may still be in a collective
 dist.destroy_process_group()
 """
 
